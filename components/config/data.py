@@ -1,0 +1,100 @@
+"""Params of the data stages: prepare (sources, budget, split, storage), assemble and version."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from components.config.base import Section
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+
+class FashionMnistSource(Section):
+    """The Fashion-MNIST IDX files (Debian package dataset-fashion-mnist by default)."""
+
+    kind: Literal["fashion-mnist"]
+    path: Path = Path("/usr/share/datasets/fashion-mnist")
+
+
+class IdxSource(Section):
+    """Any MNIST-format folder: train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-*."""
+
+    kind: Literal["idx"]
+    path: Path
+    class_names: list[str] | None = None
+
+
+class ImageFolderSource(Section):
+    """One sub-folder per class holding PNG/JPEG files, grayscale or RGB."""
+
+    kind: Literal["imagefolder"]
+    path: Path
+    extensions: list[str] = [".png", ".jpg", ".jpeg"]
+
+
+class ManifestSource(Section):
+    """A CSV or Parquet table of image paths and labels; paths are relative to `path`."""
+
+    kind: Literal["manifest"]
+    path: Path
+    file: str = "manifest.csv"
+    path_column: str = "path"
+    label_column: str = "label"
+    classes: list[str] | None = None
+
+
+class SklearnDigitsSource(Section):
+    """scikit-learn's bundled 8x8 digits; `path` is its digits.csv.gz, so DVC can track it."""
+
+    kind: Literal["sklearn-digits"]
+    path: Path
+
+
+Source = Annotated[
+    FashionMnistSource | IdxSource | ImageFolderSource | ManifestSource | SklearnDigitsSource,
+    Field(discriminator="kind"),
+]
+
+
+class Imbalance(Section):
+    """Keep only `factor` of the budget for `classes`: rare classes on purpose."""
+
+    classes: list[str] = []
+    factor: float = Field(0.1, gt=0, le=1)
+
+
+class PrepareParams(Section):
+    source: Source
+    per_class: int | None = Field(None, ge=1)
+    fraction: float | None = Field(None, gt=0, le=1)
+    classes: list[str] | None = None
+    imbalance: Imbalance = Imbalance()
+    size: int = Field(28, ge=4, le=1024)
+    channels: Literal[1, 3] = 1
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    on_bad_file: Literal["skip", "fail"] = "skip"
+    shard_size: int = Field(10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> "PrepareParams":
+        if self.per_class is not None and self.fraction is not None:
+            raise ValueError(
+                "set one label budget, not both: prepare.per_class (N images per class) "
+                "or prepare.fraction (a share of each class); set the other to null"
+            )
+        return self
+
+
+class AssembleParams(Section):
+    shard_size: int = Field(10_000, ge=1)
+
+
+class VersionParams(Section):
+    tag_prefix: str = Field("dataset-v", pattern=r"^[A-Za-z0-9._/-]+$")
+    remote: str | None = None
+    push: bool = True

@@ -1,0 +1,1 @@
+"""Data: sources to ingest, image shards, the manifest schema, atomic output."""

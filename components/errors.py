@@ -1,0 +1,17 @@
+"""The errors genaug raises for bad input: each names the file or key at fault and the fix."""
+
+
+class GenaugError(Exception):
+    """Base of every error meant for the user; the CLI prints it without a traceback."""
+
+
+class ParamsError(GenaugError):
+    """params.yaml is missing, unreadable, or has a bad key, type or value."""
+
+
+class DataError(GenaugError):
+    """Input data is missing, corrupt, or inconsistent with the params."""
+
+
+class VersionError(GenaugError):
+    """The dataset cannot be versioned (workspace out of date, git or DVC refused)."""

@@ -1,0 +1,87 @@
+"""params.yaml validation: the shipped file is valid; bad keys, types and values name themselves."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.config import load_params, validate
+from components.errors import ParamsError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def base() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def error_of(raw: dict) -> str:
+    with pytest.raises(ParamsError) as info:
+        validate(raw)
+    return str(info.value)
+
+
+def test_shipped_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.prepare.source.kind == "fashion-mnist"
+    assert params.prepare.size == 28
+
+
+def test_unknown_key_is_named():
+    raw = base()
+    raw["prepare"]["per_klass"] = 5
+    assert "prepare.per_klass: unknown key" in error_of(raw)
+
+
+def test_wrong_type_names_key_and_value():
+    raw = base()
+    raw["prepare"]["per_class"] = "many"
+    message = error_of(raw)
+    assert "prepare.per_class" in message and "'many'" in message
+
+
+def test_bad_choice_lists_the_allowed_values():
+    raw = base()
+    raw["prepare"]["source"] = {"kind": "tfrecord", "path": "x"}
+    message = error_of(raw)
+    assert "prepare.source" in message and "'imagefolder'" in message and "'sklearn-digits'" in message
+    raw = base()
+    raw["prepare"]["on_bad_file"] = "ignore"
+    assert "prepare.on_bad_file" in error_of(raw) and "'skip'" in error_of(raw)
+
+
+def test_missing_required_field_drops_the_union_tag():
+    raw = base()
+    raw["prepare"]["source"] = {"kind": "imagefolder"}
+    assert "prepare.source.path: required but missing" in error_of(raw)
+
+
+def test_two_budgets_are_refused():
+    raw = base()
+    raw["prepare"]["fraction"] = 0.5
+    assert "set one label budget" in error_of(raw)
+
+
+def test_params_are_frozen():
+    params = load_params(REPO / "params.yaml")
+    with pytest.raises(Exception):
+        params.prepare.size = 32
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ParamsError, match="no such file"):
+        load_params(tmp_path / "params.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("prepare: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    bad.write_text("- a list")
+    with pytest.raises(ParamsError, match="expected a mapping"):
+        load_params(bad)
+
+
+def test_dotted_overrides_apply_and_validate():
+    params = load_params(REPO / "params.yaml", {"prepare.per_class": 7, "seed": 3})
+    assert params.prepare.per_class == 7 and params.seed == 3
+    with pytest.raises(ParamsError, match="prepare.channels"):
+        load_params(REPO / "params.yaml", {"prepare.channels": 4})
