@@ -1,0 +1,1 @@
+"""Quality measures: distances between image sets, reconstruction scores, lift tables."""

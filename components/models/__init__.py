@@ -1,0 +1,1 @@
+"""The neural networks, one model family per file, with the few functions that use them."""

@@ -1,0 +1,88 @@
+"""The pipeline as dvc.yaml states it: stage order, up-to-date checks, running one stage, param overrides.
+
+The Prefect flow drives stages through these, so it runs exactly what `dvc repro` runs and DVC writes
+the same dvc.lock whichever driver ran.
+"""
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+
+from components.config import load_params
+from components.dvc_cli import dvc_env, dvc_json
+from components.errors import GenaugError
+from components.paths import METRICS, PARAMS
+
+
+class StageError(GenaugError):
+    """A pipeline stage failed; the message carries the end of its output."""
+
+
+def stage_order(cwd: Path) -> list[str]:
+    """dvc.yaml's stages, each after the stages it depends on."""
+    from dvc.repo import Repo
+
+    with Repo(str(cwd)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        deps = {stage.addressing: {dep.addressing for dep in graph.successors(stage)} for stage in graph}
+    return list(TopologicalSorter(deps).static_order())
+
+
+def is_up_to_date(cwd: Path, stage: str) -> bool:
+    """True when DVC finds the stage's deps, params and outs as dvc.lock records them."""
+    return not dvc_json(cwd, "status", stage)
+
+
+def repro_stage(cwd: Path, stage: str, on_line: Callable[[str], None] = print) -> None:
+    """`dvc repro --single-item <stage>`, passing each output line to `on_line` as it comes."""
+    command = [sys.executable, "-m", "dvc", "repro", "--single-item", stage]
+    process = subprocess.Popen(command, cwd=cwd, env=dvc_env(), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    tail: list[str] = []
+    for line in process.stdout:
+        line = line.rstrip()
+        on_line(line)
+        tail = (tail + [line])[-20:]
+    if process.wait() != 0:
+        raise StageError(f"stage {stage} failed (exit {process.returncode}):\n" + "\n".join(tail))
+
+
+def apply_overrides(cwd: Path, overrides: dict[str, Any] | None) -> None:
+    """Write dotted-key overrides (`prepare.per_class: 50`) into params.yaml, keeping its comments.
+
+    They are validated first, so a bad override changes nothing.
+    """
+    if not overrides:
+        return
+    from dvc.utils.serialize import modify_yaml
+
+    from components.config import set_dotted
+
+    load_params(cwd / PARAMS, overrides)
+    with modify_yaml(cwd / PARAMS) as data:
+        for key, value in overrides.items():
+            set_dotted(data, key, value)
+
+
+def metrics_rows(cwd: Path) -> list[dict[str, Any]]:
+    """Every value of metrics/*.json as a row (stage, metric, value), nested keys dotted."""
+    rows = []
+    for file in sorted((cwd / METRICS).glob("*.json")):
+        for key, value in flatten(json.loads(file.read_text())).items():
+            rows.append({"stage": file.stem, "metric": key, "value": value})
+    return rows
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -1,0 +1,1 @@
+"""One module per pipeline stage: `run(params) -> summary`; no prefect or dvc imports."""

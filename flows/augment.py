@@ -1,0 +1,59 @@
+"""The Prefect driver of the pipeline: each dvc.yaml stage is a task (skipped when DVC finds it up to
+date), then the dataset card and metrics become artifacts, then the dataset is versioned.
+
+    python -m flows.augment                      # run once, locally
+    prefect deploy && prefect deployment run augment/default   # on a work pool (see prefect.yaml)
+"""
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed
+
+from components import paths, pipeline
+from components.config import load_params
+from components.stages import assemble, version
+
+
+@task(retries=1, retry_delay_seconds=5)
+def run_stage(cwd: Path, stage: str):
+    logger = get_run_logger()
+    if pipeline.is_up_to_date(cwd, stage):
+        logger.info("stage %s is up to date: skipped", stage)
+        return Completed(message="skipped: up to date")
+    pipeline.repro_stage(cwd, stage, on_line=logger.info)
+    return Completed(message="ran")
+
+
+@task
+def publish(cwd: Path) -> None:
+    card = cwd / paths.AUGMENTED / assemble.CARD
+    if card.exists():
+        create_markdown_artifact(key="dataset-card", markdown=card.read_text(),
+                                 description="data/augmented: counts per class and source")
+    rows = pipeline.metrics_rows(cwd)
+    if rows:
+        create_table_artifact(key="metrics", table=rows, description="metrics/*.json of this run")
+
+
+@task
+def version_dataset(cwd: Path, tag: str | None) -> dict:
+    return version.run(load_params(cwd / paths.PARAMS), tag=tag, cwd=cwd)
+
+
+@flow(name="augment", log_prints=True)
+def augment(overrides: dict[str, Any] | None = None, make_version: bool = True,
+            tag: str | None = None, repo_dir: str = ".") -> dict | None:
+    """Run the pipeline; `overrides` maps dotted params keys to values, written into params.yaml."""
+    cwd = Path(repo_dir).resolve()
+    pipeline.apply_overrides(cwd, overrides)
+    for stage in pipeline.stage_order(cwd):
+        run_stage.with_options(name=stage, task_run_name=stage)(cwd, stage)
+    publish(cwd)
+    return version_dataset(cwd, tag) if make_version else None
+
+
+if __name__ == "__main__":
+    augment()

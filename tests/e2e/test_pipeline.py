@@ -1,0 +1,98 @@
+"""End to end, as a user runs it: `dvc repro`, again (no work), a param change, the Prefect flow
+(same dvc.lock), versioning, and getting the version back with `dvc get`, load_version and a torch Dataset."""
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.project import dvc, make_project, run, set_params
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    root = make_project(base / "project", remote=base / "remote")
+    first = dvc(root, "repro")
+    return root, first
+
+
+def test_repro_writes_the_augmented_set(project):
+    root, first = project
+    assert "Running stage 'prepare'" in first.stdout and "Running stage 'assemble'" in first.stdout
+    manifest = pd.read_parquet(root / "data/augmented/manifest.parquet")
+    train = manifest[manifest["split"] == "train"]
+    assert sorted(train["class_name"].unique()) == ["Bag", "Sneaker", "Trouser"]
+    assert train.groupby("class_name").size().tolist() == [11, 11, 11]  # 12 per class, 1 for val
+    assert (manifest["source"] == "real").all()
+    assert manifest["id"].is_unique
+    assert len(manifest[manifest["split"] == "test"]) == 3000  # the official test images of 3 classes
+    card = (root / "data/augmented/card.md").read_text()
+    assert "No synthetic samples" in card
+    images = np.load(root / "data/augmented" / train["shard"].iloc[0])
+    assert images.dtype == np.uint8 and images.shape[1:] == (28, 28, 1)
+
+
+def test_second_repro_does_no_work(project):
+    root, _ = project
+    manifest = root / "data/augmented/manifest.parquet"
+    before = manifest.stat().st_mtime_ns
+    again = dvc(root, "repro")
+    assert "Running stage" not in again.stdout
+    assert manifest.stat().st_mtime_ns == before
+
+
+def test_param_change_reruns_only_dependent_stages(project):
+    root, _ = project
+    set_params(root, {"assemble.shard_size": 8})
+    out = dvc(root, "repro")
+    assert "Running stage 'assemble'" in out.stdout
+    assert "Running stage 'prepare'" not in out.stdout
+    shards = {p.name for p in (root / "data/augmented/images").iterdir()}
+    assert "train-real-00004.npy" in shards  # 33 train images, 8 per shard
+
+
+def test_prefect_flow_skips_current_stages_and_writes_the_same_lock(project, tmp_path):
+    root, _ = project
+    other = make_project(tmp_path / "other", remote=tmp_path / "remote",
+                         overrides={"assemble.shard_size": 8})
+    flow = [sys.executable, "-c", "from flows.augment import augment; augment(make_version=False)"]
+    run(other, *flow, timeout=900)
+    assert (other / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
+
+    again = run(other, *flow, timeout=900)
+    logs = again.stdout + again.stderr
+    assert "stage prepare is up to date: skipped" in logs
+    assert "stage assemble is up to date: skipped" in logs
+
+
+def test_version_tags_once_and_a_consumer_gets_it_back(project, tmp_path):
+    root, _ = project
+    out = run(root, sys.executable, "-m", "components", "version")
+    assert "created dataset version dataset-v1" in out.stdout
+    assert run(root, "git", "tag", "--list").stdout.split() == ["dataset-v1"]
+    again = run(root, sys.executable, "-m", "components", "version")
+    assert "no new version" in again.stdout
+    assert run(root, "git", "tag", "--list").stdout.split() == ["dataset-v1"]
+
+    # A consumer: dvc get (from the remote, in a fresh clone DVC makes) and the Python loaders.
+    dvc(tmp_path, "get", str(root), "data/augmented", "--rev", "dataset-v1", "-o", "got")
+    got = pd.read_parquet(tmp_path / "got/manifest.parquet")
+    original = pd.read_parquet(root / "data/augmented/manifest.parquet")
+    pd.testing.assert_frame_equal(got, original)
+
+    from components.data.torch_dataset import ImageDataset
+    from components.data.versions import export_imagefolder, load_version
+
+    version = load_version(rev="dataset-v1", repo=str(root), dest=tmp_path / "loaded")
+    assert len(version.manifest) == len(original)
+    dataset = ImageDataset(version, split="train")
+    image, label = dataset[0]
+    assert image.shape == (1, 28, 28) and 0.0 <= float(image.min()) <= float(image.max()) <= 1.0
+    assert dataset.class_names[label] == dataset.manifest["class_name"][0]
+    count = export_imagefolder(version, tmp_path / "folder", split="train")
+    assert count == 33
+    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["Bag", "Sneaker", "Trouser"]

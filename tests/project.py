@@ -1,0 +1,77 @@
+"""A throw-away copy of this repository as a user would have it: a git repo with DVC, a local remote,
+and tiny params, for the end-to-end and deployment tests."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ["components", "flows", "dvc.yaml", "params.yaml", "prefect.yaml", "pyproject.toml",
+          ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
+
+# Three Fashion-MNIST classes, 12 images each: seconds per stage on 2 cores.
+TINY = {
+    "prepare.per_class": 12,
+    "prepare.classes": ["Trouser", "Bag", "Sneaker"],
+    "prepare.shard_size": 16,
+    "assemble.shard_size": 16,
+}
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
+    out.update(DVC_NO_ANALYTICS="1", NO_ALBUMENTATIONS_UPDATE="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
+    # Run our code from the copy, not from the checkout the tests live in.
+    out.pop("PYTHONPATH", None)
+    return out
+
+
+def run(cwd: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(args), cwd=cwd, env=env(), text=True, capture_output=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(cwd, sys.executable, "-m", "dvc", *args, check=check)
+
+
+def set_params(root: Path, overrides: dict) -> None:
+    path = root / "params.yaml"
+    data = yaml.safe_load(path.read_text())
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def make_project(root: Path, remote: Path, overrides: dict | None = None) -> Path:
+    """Copy the repository's pipeline files into `root`, make it a git+DVC repo with a local remote."""
+    root.mkdir(parents=True)
+    for name in COPIED:
+        src = REPO / name
+        if not src.exists():
+            continue
+        dst = root / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    set_params(root, {**TINY, **(overrides or {})})
+    run(root, "git", "init", "-q", "-b", "main")
+    dvc(root, "remote", "add", "-d", "local", str(remote))
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-q", "-m", "genaug project")
+    return root
