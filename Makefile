@@ -36,7 +36,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 remote: $(VENV)/.installed
-	@if [ -z "$$(dvc remote default 2>/dev/null)" ]; then \
+	@if [ -z "$$(dvc config core.remote 2>/dev/null)" ]; then \
 		mkdir -p "$(REMOTE)" && dvc remote add -d local "$(REMOTE)" && echo "DVC default remote: $(REMOTE)"; \
 	fi
 

@@ -32,7 +32,7 @@ def run(params: Params) -> dict:
         write_manifest(out, manifest)
     summary = summarize(manifest, data)
     write_json(paths.metrics_file("prepare"), summary)
-    print(format_counts(manifest))
+    print(format_counts(manifest, data.class_names))
     return summary
 
 
@@ -151,7 +151,7 @@ def summarize(manifest: pd.DataFrame, data: SourceData) -> dict:
     }
 
 
-def format_counts(manifest: pd.DataFrame) -> str:
-    table = manifest.pivot_table(index="class_name", columns="split", values="id", aggfunc="count",
-                                 fill_value=0, sort=False)
+def format_counts(manifest: pd.DataFrame, class_names: list[str]) -> str:
+    table = (manifest.pivot_table(index="class_name", columns="split", values="id", aggfunc="count", fill_value=0)
+             .reindex(index=class_names, columns=["train", "val", "test"], fill_value=0))
     return "prepared images per class and split:\n" + table.to_string()
