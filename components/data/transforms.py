@@ -1,0 +1,115 @@
+"""Seeded image pipelines on uint8 (N, H, W, C) batches: `noise` (what a denoiser learns to remove),
+`degrade` (what an upscaler learns to invert) and `classic` (the augmentation baseline).
+
+The one module that imports albumentations: 2.0.8 is its last MIT release, so its API stays behind the
+three functions here and can be replaced in one place. Image i of a batch is transformed with its own
+random state, drawn from (seed, i) alone: the same call gives the same bytes, whatever ran before.
+"""
+
+import os
+
+# albumentations checks PyPI for a newer version on import; the pipeline runs without network.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from components.config.transforms import (  # noqa: E402
+    Blur, ClassicParams, DegradeParams, GaussianNoise, Jpeg, Mix, NoiseParams)
+from components.errors import DataError, ParamsError  # noqa: E402
+
+INTERPOLATIONS = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+
+
+def noise(images: np.ndarray, params: NoiseParams, seed: int) -> np.ndarray:
+    """The images with the corruption of `params` (blur, Gaussian noise, salt-and-pepper, JPEG)."""
+    check_images(images)
+    optional = [blur(params.blur), gaussian(params.gaussian),
+                A.SaltAndPepper(amount=params.salt_and_pepper.amount, p=params.salt_and_pepper.p),
+                jpeg(params.jpeg)]
+    return run(A.Compose(mixed(optional, params.mix), strict=True), images, seed, images.shape[1:])
+
+
+def degrade(images: np.ndarray, params: DegradeParams, factor: int, seed: int) -> np.ndarray:
+    """Low-resolution versions (N, H/factor, W/factor, C) of the images, degraded as in `params`."""
+    check_images(images)
+    height, width = images.shape[1:3]
+    if factor < 1 or height % factor or width % factor:
+        raise ParamsError(f"degrade: factor {factor} must be a whole divisor of the image size "
+                          f"{height}x{width}; choose a factor that divides both sides")
+    down = A.OneOf([A.Resize(height // factor, width // factor, interpolation=INTERPOLATIONS[name], p=1.0)
+                    for name in params.interpolations], p=1.0)
+    if params.mix == "each":
+        steps = [blur(params.blur), down, gaussian(params.gaussian), jpeg(params.jpeg)]
+    else:
+        steps = [down, *mixed([blur(params.blur), gaussian(params.gaussian), jpeg(params.jpeg)], "one")]
+    return run(A.Compose(steps, strict=True), images, seed, (height // factor, width // factor, images.shape[3]))
+
+
+def classic(images: np.ndarray, params: ClassicParams, seed: int) -> np.ndarray:
+    """The images with the classic augmentations of `params`, in the same order (labels still match)."""
+    check_images(images)
+    affine, erase, light = params.affine, params.erase, params.brightness_contrast
+    steps = [
+        # Black fill: the background of Fashion-MNIST-like data; reflecting would copy garment edges.
+        A.Affine(translate_percent={"x": affine.shift, "y": affine.shift}, scale=affine.scale,
+                 rotate=affine.rotate, border_mode=cv2.BORDER_CONSTANT, fill=0, p=affine.p),
+        A.HorizontalFlip(p=params.hflip_p),
+        A.Erasing(scale=erase.scale, fill=0, p=erase.p),
+        A.RandomBrightnessContrast(brightness_limit=light.brightness, contrast_limit=light.contrast, p=light.p),
+    ]
+    return run(A.Compose(steps, strict=True), images, seed, images.shape[1:])
+
+
+def blur(params: Blur) -> A.GaussianBlur:
+    return A.GaussianBlur(sigma_limit=params.sigma, p=params.p)
+
+
+def gaussian(params: GaussianNoise) -> A.GaussNoise:
+    return A.GaussNoise(std_range=params.std, p=params.p)
+
+
+def jpeg(params: Jpeg) -> A.ImageCompression:
+    return A.ImageCompression(compression_type="jpeg", quality_range=params.quality, p=params.p)
+
+
+def mixed(transforms: list[A.BasicTransform], mix: Mix) -> list:
+    """`each`: the transforms as they are; `one`: one of those with p > 0, weighted by p."""
+    if mix == "each":
+        return transforms
+    live = [t for t in transforms if t.p > 0]
+    return [A.OneOf(live, p=1.0)] if live else []
+
+
+def run(pipeline: A.Compose, images: np.ndarray, seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Apply `pipeline` to each image with the random state of (seed, index); `shape` is one output's."""
+    if seed < 0:
+        raise ParamsError(f"transform seed must be >= 0, got {seed}")
+    nodes = walk(pipeline)
+    out = np.empty((len(images), *shape), np.uint8)
+    for index, image in enumerate(images):
+        reseed(nodes, seed, index)
+        out[index] = pipeline(image=image)["image"]
+    return out
+
+
+def walk(node) -> list:
+    """`node` and every transform under it, parents first."""
+    return [node] + [n for child in getattr(node, "transforms", []) for n in walk(child)]
+
+
+def reseed(nodes: list, seed: int, index: int) -> None:
+    # Compose.set_random_seed hands the same seed to every transform, so their draws move together
+    # (one uniform number decides whether each applies): give each node a seed of its own. Parents
+    # come first, so a compose passing its seed down is overridden by its children's own.
+    states = np.random.SeedSequence([seed, index]).generate_state(len(nodes))
+    for node, state in zip(nodes, states):
+        node.set_random_seed(int(state))
+
+
+def check_images(images: np.ndarray) -> None:
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 \
+            or images.shape[-1] not in (1, 3):
+        shown = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+        raise DataError(f"transforms take uint8 images shaped (N, H, W, C) with C 1 or 3, got {shown}")
