@@ -15,3 +15,8 @@ class DataError(GenaugError):
 
 class VersionError(GenaugError):
     """The dataset cannot be versioned (workspace out of date, git or DVC refused)."""
+
+
+class DivergenceError(GenaugError):
+    """Training went wrong (NaN/inf losses, a discriminator that wins every time); the last good
+    checkpoint is kept and no final model is written."""

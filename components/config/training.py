@@ -1,0 +1,34 @@
+"""The training recipe shared by the single-loss models (autoencoders, upscaler, classifiers)."""
+
+from pydantic import Field, model_validator
+
+from components.config.base import Section
+
+
+class FitParams(Section):
+    """Steps, batch and optimiser of one training run, and how often it logs and checkpoints.
+
+    Raising `steps` resumes a finished run from its last checkpoint; changing anything else that
+    shapes training starts again from step 0.
+    """
+
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0)
+    ema_decay: float | None = Field(None, ge=0, lt=1)   # null: no EMA of the weights
+    checkpoint_every: int = Field(250, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _checkpoints_on_log_steps(self) -> "FitParams":
+        if self.checkpoint_every % self.log_every:
+            raise ValueError(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of log_every "
+                             f"({self.log_every}), so a resumed run logs the same rows")
+        return self
+
+
+# Settings that leave the weights alone: a checkpoint written under other values still resumes.
+NOT_SHAPING = {"steps", "checkpoint_every", "keep_checkpoints", "log_every"}

@@ -1,0 +1,128 @@
+"""The training loop of the single-loss models (cVAE, autoencoders, upscaler, classifiers), read top
+to bottom: one optimiser, optional EMA, logging, checkpoints, resume and the divergence watch.
+
+The caller gives `batch_metrics(model, rng)`: it draws a batch with `rng` (data already on the
+device) and returns a 1-D tensor of metrics whose first entry is the loss to minimise. Metrics are
+summed on the device and read (one host sync) every log_every steps.
+"""
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from components.config.training import NOT_SHAPING, FitParams
+from components.device import autocast
+from components.errors import DivergenceError
+from components.training.rundir import RunDir
+
+log = logging.getLogger("genaug")
+
+BatchMetrics = Callable[[torch.nn.Module, torch.Generator], torch.Tensor]
+
+
+def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str, ...], params: FitParams,
+        seed: int, device: torch.device, run_dir: Path, fingerprint: dict, finals: tuple[str, ...],
+        name: str, picture: Callable[[torch.nn.Module, Path], None] | None = None) -> tuple[torch.nn.Module, dict]:
+    """Train `model` for params.steps; returns the trained model (its EMA when params.ema_decay is set,
+    in eval mode) and a summary. The caller writes its final files (`finals`) afterwards."""
+    run = RunDir(run_dir, (*metrics, "images_per_s"), finals)
+    model = model.to(device)
+    ema = copy.deepcopy(model).requires_grad_(False) if params.ema_decay is not None else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, betas=params.betas,
+                                 weight_decay=params.weight_decay, fused=device.type == "cuda")
+    rng = torch.Generator(device).manual_seed(seed + 1)  # seed itself initialised the weights
+    states = {"model": model, "optimizer": optimizer, **({"ema": ema} if ema is not None else {})}
+    key = json.dumps({**fingerprint, "fit": params.model_dump(mode="json", exclude=NOT_SHAPING), "seed": seed},
+                     sort_keys=True, default=str)
+    step = first_step = run.resume(key, params.steps, states, rng)
+    run.remove_finals()
+
+    sums = torch.zeros(len(metrics), device=device)
+    finite = torch.ones((), dtype=torch.bool, device=device)
+    count, last = 0, {}
+    started = interval_start = time.perf_counter()
+    bar = tqdm(total=params.steps, initial=step, desc=name, unit="step", disable=None)
+    while step < params.steps:
+        model.train()
+        with autocast(device):
+            values = batch_metrics(model, rng).float()
+        optimizer.zero_grad(set_to_none=True)
+        values[0].backward()
+        optimizer.step()
+        if ema is not None:
+            update_ema(ema, model, min(params.ema_decay, (1 + step) / (10 + step)))
+        values = values.detach()
+        sums += values
+        finite &= torch.isfinite(values).all()
+        step += 1
+        count += 1
+        bar.update(1)
+        if step % params.log_every == 0 or step == params.steps:
+            if not bool(finite):  # the one host sync per interval
+                bar.close()
+                raise divergence_error(run, name, step)
+            now = time.perf_counter()
+            last = dict(zip(metrics, (sums / count).tolist()))
+            last["images_per_s"] = count * params.batch_size / (now - interval_start)
+            run.log(step, last)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]}, refresh=False)
+            sums.zero_()
+            count, interval_start = 0, now
+        if step % params.checkpoint_every == 0 or step == params.steps:
+            run.save_checkpoint(step, key, states, rng, params.keep_checkpoints)
+            if picture is not None:
+                picture((ema or model).eval(), run.sample_path(step))
+    bar.close()
+    seconds = time.perf_counter() - started
+    trained = step - first_step
+    summary = {
+        "steps": step,
+        "resumed_from": first_step,
+        "seconds": round(seconds, 2),
+        "images_per_s": round(trained * params.batch_size / seconds, 1) if trained else None,
+        "final": {k: round(v, 5) for k, v in run.last_logged().items()},
+        "device": str(device),
+    }
+    return (ema if ema is not None else model).eval(), summary
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def divergence_error(run: RunDir, name: str, step: int) -> DivergenceError:
+    kept = run.latest_checkpoint()
+    where = f"the last good checkpoint, {kept}, is kept" if kept else "no checkpoint had been written yet"
+    return DivergenceError(
+        f"{name} diverged by step {step}: a loss became NaN or infinite. {where}; no final model was "
+        f"written. Lower {name}.lr, or change the seed to start a fresh run.")
+
+
+class DeviceImages:
+    """Training images as uint8 (N, C, H, W) on the device (moved once), with their labels; batches
+    are drawn by index sampling from the trainer's generator and scaled to [-1, 1]."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
+        pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+        self.images = pixels.to(device)
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images in [-1, 1], labels, the drawn indices)."""
+        index = torch.randint(len(self.labels), (size,), generator=rng, device=self.device)
+        return self.images[index].float().div_(127.5).sub_(1.0), self.labels[index], index
