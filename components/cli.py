@@ -13,10 +13,12 @@ from pathlib import Path
 from components import paths
 from components.config import Params, load_params
 from components.errors import GenaugError
-from components.stages import assemble, prepare, version
+from components.stages import assemble, generate, prepare, train_generator, version
 
 STAGES: dict[str, Callable[[Params], dict]] = {
     "prepare": prepare.run,
+    "train_generator": train_generator.run,
+    "generate": generate.run,
     "assemble": assemble.run,
 }
 

@@ -13,11 +13,20 @@ REPO = Path(__file__).resolve().parents[1]
 COPIED = ["components", "flows", "dvc.yaml", "params.yaml", "prefect.yaml", "pyproject.toml",
           ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
 
-# Three Fashion-MNIST classes, 12 images each: seconds per stage on 2 cores.
+# Three Fashion-MNIST classes, 12 images each, a tiny generator: seconds per stage on 2 cores.
 TINY = {
     "prepare.per_class": 12,
     "prepare.classes": ["Trouser", "Bag", "Sneaker"],
     "prepare.shard_size": 16,
+    "generator.width": 8,
+    "generator.embed_dim": 8,
+    "generator.latent_dim": 16,
+    "train_generator.steps": 20,
+    "train_generator.batch_size": 16,
+    "train_generator.checkpoint_every": 10,
+    "train_generator.log_every": 5,
+    "generate.n": 10,
+    "generate.shard_size": 16,
     "assemble.shard_size": 16,
 }
 

@@ -8,6 +8,7 @@ from pydantic import Field, ValidationError
 
 from components.config.base import Section
 from components.config.data import AssembleParams, PrepareParams, Source, VersionParams
+from components.config.generator import GenerateParams, GeneratorParams, TrainGeneratorParams
 from components.errors import ParamsError
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -18,6 +19,9 @@ class Params(Section):
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     prepare: PrepareParams
+    generator: GeneratorParams = GeneratorParams()
+    train_generator: TrainGeneratorParams = TrainGeneratorParams()
+    generate: GenerateParams = GenerateParams()
     assemble: AssembleParams = AssembleParams()
     version: VersionParams = VersionParams()
 

@@ -15,10 +15,10 @@ from components.errors import DataError
 
 CARD = "card.md"
 # The params sections the augmented data depends on (dvc.yaml lists the same for this stage).
-DATA_PARAMS = ("seed", "prepare")
+DATA_PARAMS = ("seed", "prepare", "generator", "train_generator", "generate")
 
 
-def run(params: Params, synthetic: Path | None = None) -> dict:
+def run(params: Params, synthetic: Path | None = paths.GENERATED) -> dict:
     """Write data/augmented from data/prepared and, when given, a folder of synthetic samples."""
     info = DatasetInfo.read(paths.PREPARED)
     parts = [(paths.PREPARED, read_manifest(paths.PREPARED))]

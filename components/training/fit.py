@@ -30,24 +30,25 @@ BatchMetrics = Callable[[torch.nn.Module, torch.Generator], torch.Tensor]
 def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str, ...], params: FitParams,
         seed: int, device: torch.device, run_dir: Path, fingerprint: dict, finals: tuple[str, ...],
         name: str, picture: Callable[[torch.nn.Module, Path], None] | None = None) -> tuple[torch.nn.Module, dict]:
-    """Train `model` for params.steps; returns the trained model (its EMA when params.ema_decay is set,
+    """Train `model` for params.steps (resuming from run_dir's last checkpoint); returns the trained model (its EMA when params.ema_decay is set,
     in eval mode) and a summary. The caller writes its final files (`finals`) afterwards."""
-    run = RunDir(run_dir, (*metrics, "images_per_s"), finals)
+    run = RunDir(run_dir, metrics, finals)
     model = model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False) if params.ema_decay is not None else None
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, betas=params.betas,
                                  weight_decay=params.weight_decay, fused=device.type == "cuda")
     rng = torch.Generator(device).manual_seed(seed + 1)  # seed itself initialised the weights
     states = {"model": model, "optimizer": optimizer, **({"ema": ema} if ema is not None else {})}
-    key = json.dumps({**fingerprint, "fit": params.model_dump(mode="json", exclude=NOT_SHAPING), "seed": seed},
-                     sort_keys=True, default=str)
+    # Everything that shapes the weights; the device type too (CPU and CUDA differ in numerics).
+    key = json.dumps({**fingerprint, "fit": params.model_dump(mode="json", exclude=NOT_SHAPING), "seed": seed,
+                      "device": device.type}, sort_keys=True, default=str)
     step = first_step = run.resume(key, params.steps, states, rng)
     run.remove_finals()
 
     sums = torch.zeros(len(metrics), device=device)
     finite = torch.ones((), dtype=torch.bool, device=device)
     count, last = 0, {}
-    started = interval_start = time.perf_counter()
+    started = time.perf_counter()
     bar = tqdm(total=params.steps, initial=step, desc=name, unit="step", disable=None)
     while step < params.steps:
         model.train()
@@ -68,28 +69,24 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
             if not bool(finite):  # the one host sync per interval
                 bar.close()
                 raise divergence_error(run, name, step)
-            now = time.perf_counter()
             last = dict(zip(metrics, (sums / count).tolist()))
-            last["images_per_s"] = count * params.batch_size / (now - interval_start)
             run.log(step, last)
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]}, refresh=False)
             sums.zero_()
-            count, interval_start = 0, now
+            count = 0
         if step % params.checkpoint_every == 0 or step == params.steps:
             run.save_checkpoint(step, key, states, rng, params.keep_checkpoints)
             if picture is not None:
                 picture((ema or model).eval(), run.sample_path(step))
     bar.close()
     seconds = time.perf_counter() - started
-    trained = step - first_step
-    summary = {
-        "steps": step,
-        "resumed_from": first_step,
-        "seconds": round(seconds, 2),
-        "images_per_s": round(trained * params.batch_size / seconds, 1) if trained else None,
-        "final": {k: round(v, 5) for k, v in run.last_logged().items()},
-        "device": str(device),
-    }
+    if step > first_step:
+        log.info("%s: trained %d steps in %.1f s (%.0f img/s)%s", name, step - first_step, seconds,
+                 (step - first_step) * params.batch_size / seconds,
+                 f", resumed from step {first_step}" if first_step else "")
+    # Only what the weights depend on (no timings, no resume point): same params, same metrics file.
+    summary = {"steps": step, "final": {k: round(v, 5) for k, v in run.last_logged().items()},
+               "device": str(device)}
     return (ema if ema is not None else model).eval(), summary
 
 

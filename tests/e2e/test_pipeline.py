@@ -22,18 +22,24 @@ def project(tmp_path_factory):
 
 def test_repro_writes_the_augmented_set(project):
     root, first = project
-    assert "Running stage 'prepare'" in first.stdout and "Running stage 'assemble'" in first.stdout
+    for stage in ("prepare", "train_generator", "generate", "assemble"):
+        assert f"Running stage '{stage}'" in first.stdout
     manifest = pd.read_parquet(root / "data/augmented/manifest.parquet")
     train = manifest[manifest["split"] == "train"]
     assert sorted(train["class_name"].unique()) == ["Bag", "Sneaker", "Trouser"]
-    assert train.groupby("class_name").size().tolist() == [11, 11, 11]  # 12 per class, 1 for val
-    assert (manifest["source"] == "real").all()
+    real = train[train["source"] == "real"]
+    synthetic = train[train["source"] == "synthetic"]
+    assert real.groupby("class_name").size().tolist() == [11, 11, 11]  # 12 per class, 1 for val
+    assert synthetic.groupby("class_name").size().tolist() == [10, 10, 10]
+    assert (synthetic["model"] == "cgan").all() and synthetic["checkpoint"].str.len().eq(64).all()
+    assert (manifest[manifest["split"] != "train"]["source"] == "real").all()
     assert manifest["id"].is_unique
     assert len(manifest[manifest["split"] == "test"]) == 3000  # the official test images of 3 classes
     card = (root / "data/augmented/card.md").read_text()
-    assert "No synthetic samples" in card
-    images = np.load(root / "data/augmented" / train["shard"].iloc[0])
+    assert "30 synthetic training images beside 33 real ones" in card
+    images = np.load(root / "data/augmented" / synthetic["shard"].iloc[0])
     assert images.dtype == np.uint8 and images.shape[1:] == (28, 28, 1)
+    assert (root / "data/models/generator/samples.png").exists()
 
 
 def test_second_repro_does_no_work(project):
@@ -50,23 +56,27 @@ def test_param_change_reruns_only_dependent_stages(project):
     set_params(root, {"assemble.shard_size": 8})
     out = dvc(root, "repro")
     assert "Running stage 'assemble'" in out.stdout
-    assert "Running stage 'prepare'" not in out.stdout
+    for upstream in ("prepare", "train_generator", "generate"):
+        assert f"Running stage '{upstream}'" not in out.stdout
     shards = {p.name for p in (root / "data/augmented/images").iterdir()}
     assert "train-real-00004.npy" in shards  # 33 train images, 8 per shard
+    set_params(root, {"generate.n": 8})
+    out = dvc(root, "repro")
+    assert "Running stage 'generate'" in out.stdout and "Running stage 'train_generator'" not in out.stdout
 
 
 def test_prefect_flow_skips_current_stages_and_writes_the_same_lock(project, tmp_path):
     root, _ = project
     other = make_project(tmp_path / "other", remote=tmp_path / "remote",
-                         overrides={"assemble.shard_size": 8})
+                         overrides={"assemble.shard_size": 8, "generate.n": 8})
     flow = [sys.executable, "-c", "from flows.augment import augment; augment(make_version=False)"]
     run(other, *flow, timeout=900)
     assert (other / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
 
     again = run(other, *flow, timeout=900)
     logs = again.stdout + again.stderr
-    assert "stage prepare is up to date: skipped" in logs
-    assert "stage assemble is up to date: skipped" in logs
+    for stage in ("prepare", "train_generator", "generate", "assemble"):
+        assert f"stage {stage} is up to date: skipped" in logs
 
 
 def test_version_tags_once_and_a_consumer_gets_it_back(project, tmp_path):
@@ -94,5 +104,5 @@ def test_version_tags_once_and_a_consumer_gets_it_back(project, tmp_path):
     assert image.shape == (1, 28, 28) and 0.0 <= float(image.min()) <= float(image.max()) <= 1.0
     assert dataset.class_names[label] == dataset.manifest["class_name"][0]
     count = export_imagefolder(version, tmp_path / "folder", split="train")
-    assert count == 33
+    assert count == 33 + 24
     assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["Bag", "Sneaker", "Trouser"]

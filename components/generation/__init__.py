@@ -1,0 +1,1 @@
+"""Generation: quotas per class and sharded, deterministic sampling from a trained generator."""
