@@ -6,7 +6,13 @@ PARAMS = Path("params.yaml")
 DATA = Path("data")
 PREPARED = DATA / "prepared"
 GENERATOR = DATA / "models" / "generator"
+DENOISER = DATA / "models" / "denoiser"
+UPSCALER = DATA / "models" / "upscaler"
+SCORER = DATA / "models" / "scorer"
+# The synthetic samples pass generate -> denoise -> upscale, each stage writing its own folder.
 GENERATED = DATA / "generated"
+DENOISED = DATA / "denoised"
+UPSCALED = DATA / "upscaled"
 AUGMENTED = DATA / "augmented"
 METRICS = Path("metrics")
 PLOTS = Path("plots")

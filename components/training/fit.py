@@ -1,8 +1,9 @@
 """The training loop of the single-loss models (cVAE, autoencoders, upscaler, classifiers), read top
 to bottom: one optimiser, optional EMA, logging, checkpoints, resume and the divergence watch.
 
-The caller gives `batch_metrics(model, rng)`: it draws a batch with `rng` (data already on the
-device) and returns a 1-D tensor of metrics whose first entry is the loss to minimise. Metrics are
+The caller gives `batch_metrics(model, rng, step)`: it draws a batch with `rng` (data already on the
+device) and returns a 1-D tensor of metrics whose first entry is the loss to minimise (`step`, from
+0, is there for schedules such as a KL warm-up). Metrics are
 summed on the device and read (one host sync) every log_every steps.
 """
 
@@ -24,7 +25,7 @@ from components.training.rundir import RunDir
 
 log = logging.getLogger("genaug")
 
-BatchMetrics = Callable[[torch.nn.Module, torch.Generator], torch.Tensor]
+BatchMetrics = Callable[[torch.nn.Module, torch.Generator, int], torch.Tensor]
 
 
 def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str, ...], params: FitParams,
@@ -53,7 +54,7 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
     while step < params.steps:
         model.train()
         with autocast(device):
-            values = batch_metrics(model, rng).float()
+            values = batch_metrics(model, rng, step).float()
         optimizer.zero_grad(set_to_none=True)
         values[0].backward()
         optimizer.step()
