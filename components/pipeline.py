@@ -4,7 +4,10 @@ The Prefect flow drives stages through these, so it runs exactly what `dvc repro
 the same dvc.lock whichever driver ran.
 """
 
+import base64
+import csv
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -67,6 +70,38 @@ def apply_overrides(cwd: Path, overrides: dict[str, Any] | None) -> None:
     with modify_yaml(cwd / PARAMS) as data:
         for key, value in overrides.items():
             set_dotted(data, key, value)
+
+
+def plot_files(cwd: Path) -> tuple[list[Path], list[Path]]:
+    """The files dvc.yaml's top-level `plots:` name that exist now: (PNG images, CSV tables)."""
+    import yaml
+
+    names: list[str] = []
+    for entry in yaml.safe_load((cwd / "dvc.yaml").read_text()).get("plots", []):
+        if isinstance(entry, str):
+            names.append(entry)
+        else:
+            for spec in entry.values():
+                y = (spec or {}).get("y", {})
+                names += list(y) if isinstance(y, dict) else []
+    files = [cwd / n for n in dict.fromkeys(names) if (cwd / n).is_file()]
+    return [f for f in files if f.suffix == ".png"], [f for f in files if f.suffix == ".csv"]
+
+
+def image_markdown(path: Path, title: str) -> str:
+    """A markdown page showing a PNG inline (a data URI: Prefect artifacts cannot link local files)."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"## {title}\n\n![{title}](data:image/png;base64,{data})\n"
+
+
+def artifact_key(path: str) -> str:
+    """A Prefect artifact key for a file: lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
+
+
+def csv_rows(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def metrics_rows(cwd: Path) -> list[dict[str, Any]]:

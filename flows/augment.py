@@ -36,6 +36,15 @@ def publish(cwd: Path) -> None:
     rows = pipeline.metrics_rows(cwd)
     if rows:
         create_table_artifact(key="metrics", table=rows, description="metrics/*.json of this run")
+    images, tables = pipeline.plot_files(cwd)
+    for image in images:
+        name = image.relative_to(cwd).as_posix()
+        create_markdown_artifact(key=pipeline.artifact_key(name), markdown=pipeline.image_markdown(image, name),
+                                 description=name)
+    for table in tables:
+        name = table.relative_to(cwd).as_posix()
+        create_table_artifact(key=pipeline.artifact_key(name), table=pipeline.csv_rows(table),
+                              description=f"{name}: the training curves (dvc plots show draws them)")
 
 
 @task

@@ -1,6 +1,7 @@
 """The Prefect deployment for real: `prefect server start` on loopback, a process work pool and worker,
 `prefect deploy` from prefect.yaml and `prefect deployment run` with a parameter overridden at run time."""
 
+import json
 import os
 import signal
 import socket
@@ -92,7 +93,11 @@ def test_deployment_run_on_a_process_worker(prefect_server, tmp_path):
     assert "Completed" in result.stdout, result.stdout + worker_log.read_text()[-5000:]
 
     manifest = pd.read_parquet(root / "data/augmented/manifest.parquet")
-    train = manifest[manifest["split"] == "train"]
-    assert train.groupby("class_name").size().tolist() == [5, 5, 5]  # the run-time override took
+    real = manifest[(manifest["split"] == "train") & (manifest["source"] == "real")]
+    assert real.groupby("class_name").size().tolist() == [5, 5, 5]  # the run-time override took
     assert run(root, "git", "tag", "--list").stdout.split() == ["dataset-v1"]
     assert "Running stage 'prepare'" in worker_log.read_text()  # each stage's own log lines
+    card = json.loads(prefect("artifact", "inspect", "dataset-card", "-o", "json").stdout)
+    assert "Training images per class and source" in card[0]["data"]
+    grid = json.loads(prefect("artifact", "inspect", "data-models-generator-samples-png", "-o", "json").stdout)
+    assert "data:image/png;base64," in grid[0]["data"]

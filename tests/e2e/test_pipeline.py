@@ -1,13 +1,17 @@
 """End to end, as a user runs it: `dvc repro`, again (no work), a param change, the Prefect flow
 (same dvc.lock), versioning, and getting the version back with `dvc get`, load_version and a torch Dataset."""
 
+import os
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.project import dvc, make_project, run, set_params
+from tests.project import dvc, env, make_project, run, set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -106,3 +110,28 @@ def test_version_tags_once_and_a_consumer_gets_it_back(project, tmp_path):
     count = export_imagefolder(version, tmp_path / "folder", split="train")
     assert count == 33 + 24
     assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["Bag", "Sneaker", "Trouser"]
+
+
+def test_killed_repro_resumes_training_to_the_same_generator(tmp_path):
+    """kill -9 during train_generator, `dvc repro` again: it resumes from the last checkpoint and ends
+    with the generator an uninterrupted run writes."""
+    longer = {"train_generator.steps": 60, "train_generator.checkpoint_every": 10}
+    straight = make_project(tmp_path / "straight", remote=tmp_path / "remote", overrides=longer)
+    dvc(straight, "repro", "train_generator")
+
+    killed = make_project(tmp_path / "killed", remote=tmp_path / "remote", overrides=longer)
+    checkpoints = killed / "data/models/generator/checkpoints"
+    process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train_generator"], cwd=killed, env=env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (checkpoints / "step-0000020.pt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "training ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "data/models/generator/generator.pt").exists()
+
+    out = dvc(killed, "repro", "train_generator")
+    assert "resuming from" in out.stdout + out.stderr
+    generator = "data/models/generator/generator.pt"
+    assert (killed / generator).read_bytes() == (straight / generator).read_bytes()
