@@ -35,6 +35,8 @@ def env() -> dict[str, str]:
     out = dict(os.environ)
     out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
     out.update(DVC_NO_ANALYTICS="1", NO_ALBUMENTATIONS_UPDATE="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               # Prefect's ephemeral server takes ~20 s to start on 2 busy cores (DESIGN.md)
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
                GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
                GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
     # Run our code from the copy, not from the checkout the tests live in.
@@ -42,8 +44,10 @@ def env() -> dict[str, str]:
     return out
 
 
-def run(cwd: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(list(args), cwd=cwd, env=env(), text=True, capture_output=True, timeout=timeout)
+def run(cwd: Path, *args: str, check: bool = True, timeout: int = 600,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(args), cwd=cwd, env={**env(), **(extra_env or {})}, text=True,
+                            capture_output=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

@@ -74,10 +74,11 @@ def test_prefect_flow_skips_current_stages_and_writes_the_same_lock(project, tmp
     other = make_project(tmp_path / "other", remote=tmp_path / "remote",
                          overrides={"assemble.shard_size": 8, "generate.n": 8})
     flow = [sys.executable, "-c", "from flows.augment import augment; augment(make_version=False)"]
-    run(other, *flow, timeout=900)
+    prefect_home = {"PREFECT_HOME": str(tmp_path / "prefect-home")}  # its own ephemeral server and database
+    run(other, *flow, timeout=900, extra_env=prefect_home)
     assert (other / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
 
-    again = run(other, *flow, timeout=900)
+    again = run(other, *flow, timeout=900, extra_env=prefect_home)
     logs = again.stdout + again.stderr
     for stage in ("prepare", "train_generator", "generate", "assemble"):
         assert f"stage {stage} is up to date: skipped" in logs
