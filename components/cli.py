@@ -13,13 +13,21 @@ from pathlib import Path
 from components import paths
 from components.config import Params, load_params
 from components.errors import GenaugError
-from components.stages import assemble, generate, prepare, train_generator, version
+from components.stages import (assemble, denoise, evaluate, generate, prepare, train_denoiser, train_generator,
+                               train_judge, train_scorer, train_upscaler, upscale, version)
 
 STAGES: dict[str, Callable[[Params], dict]] = {
     "prepare": prepare.run,
     "train_generator": train_generator.run,
     "generate": generate.run,
+    "train_scorer": train_scorer.run,
+    "train_denoiser": train_denoiser.run,
+    "denoise": denoise.run,
+    "train_upscaler": train_upscaler.run,
+    "upscale": upscale.run,
+    "train_judge": train_judge.run,
     "assemble": assemble.run,
+    "evaluate": evaluate.run,
 }
 
 

@@ -9,11 +9,16 @@ GENERATOR = DATA / "models" / "generator"
 DENOISER = DATA / "models" / "denoiser"
 UPSCALER = DATA / "models" / "upscaler"
 SCORER = DATA / "models" / "scorer"
+JUDGE = DATA / "models" / "judge"
 # The synthetic samples pass generate -> denoise -> upscale, each stage writing its own folder.
 GENERATED = DATA / "generated"
 DENOISED = DATA / "denoised"
 UPSCALED = DATA / "upscaled"
 AUGMENTED = DATA / "augmented"
+# evaluate: its downstream training runs (a scratch folder DVC does not track: a killed evaluate resumes
+# from it) and its plots.
+EVALUATION_RUNS = DATA / "evaluation" / "runs"
+EVALUATE_PLOTS = Path("plots") / "evaluate"
 METRICS = Path("metrics")
 PLOTS = Path("plots")
 

@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,17 @@ class StageError(GenaugError):
 
 
 def stage_order(cwd: Path) -> list[str]:
-    """dvc.yaml's stages, each after the stages it depends on."""
+    """dvc.yaml's stages, each after the stages it depends on, in the order `dvc repro` runs them.
+
+    The same order matters, not only a valid one: dvc.lock lists stages in the order they first ran, so
+    another topological order (once the DAG branches) writes a different dvc.lock for the same data."""
+    from dvc.dvcfile import PROJECT_FILE
     from dvc.repo import Repo
+    from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
     with Repo(str(cwd)) as repo:
-        graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        deps = {stage.addressing: {dep.addressing for dep in graph.successors(stage)} for stage in graph}
-    return list(TopologicalSorter(deps).static_order())
+        steps = plan_repro(get_active_graph(repo.index.graph), collect_stages(repo, [PROJECT_FILE]))
+        return [stage.addressing for stage in steps]
 
 
 def is_up_to_date(cwd: Path, stage: str) -> bool:

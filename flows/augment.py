@@ -33,6 +33,12 @@ def publish(cwd: Path) -> None:
     if card.exists():
         create_markdown_artifact(key="dataset-card", markdown=card.read_text(),
                                  description="data/augmented: counts per class and source")
+    report = cwd / paths.EVALUATE_PLOTS / "report.md"
+    if report.exists():
+        grid = report.with_name("samples.png")
+        extra = pipeline.image_markdown(grid, "Samples per class: real, then synthetic") if grid.exists() else ""
+        create_markdown_artifact(key="evaluation", markdown=report.read_text() + "\n" + extra,
+                                 description="evaluate: downstream arms, lift, generative metrics, samples")
     rows = pipeline.metrics_rows(cwd)
     if rows:
         create_table_artifact(key="metrics", table=rows, description="metrics/*.json of this run")

@@ -4,11 +4,14 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
+from components.config.autoencoder import DenoiseParams, TrainDenoiserParams, TrainScorerParams
 from components.config.base import Section
 from components.config.data import AssembleParams, PrepareParams, Source, VersionParams
-from components.config.generator import GenerateParams, GeneratorParams, TrainGeneratorParams
+from components.config.generator import GenerateParams, GeneratorParams, TrainGeneratorParams, valid_size
+from components.config.quality import EvaluateParams, TrainJudgeParams
+from components.config.upscale import TrainUpscalerParams, UpscaleParams
 from components.errors import ParamsError
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -22,8 +25,35 @@ class Params(Section):
     generator: GeneratorParams = GeneratorParams()
     train_generator: TrainGeneratorParams = TrainGeneratorParams()
     generate: GenerateParams = GenerateParams()
+    train_scorer: TrainScorerParams = TrainScorerParams()
+    train_denoiser: TrainDenoiserParams = TrainDenoiserParams()
+    denoise: DenoiseParams = DenoiseParams()
+    train_upscaler: TrainUpscalerParams = TrainUpscalerParams()
+    upscale: UpscaleParams = UpscaleParams()
+    train_judge: TrainJudgeParams = TrainJudgeParams()
     assemble: AssembleParams = AssembleParams()
+    evaluate: EvaluateParams = EvaluateParams()
     version: VersionParams = VersionParams()
+
+    @model_validator(mode="after")
+    def _cascade_sizes(self) -> "Params":
+        """The generator samples at generator.size; upscale multiplies it by upscale.factor, which must
+        give the target size, prepare.size."""
+        target, size, factor = self.prepare.size, self.generator.size, self.upscale.factor
+        if size * factor == target:
+            return self
+        if target % factor:
+            problem = f"prepare.size {target} is not divisible by upscale.factor {factor}"
+        elif not valid_size(target // factor):
+            problem = (f"prepare.size {target} / upscale.factor {factor} = {target // factor} is no generator.size "
+                       "(even and at least 8)")
+        else:
+            problem = f"generator.size {size} x upscale.factor {factor} = {size * factor}, but prepare.size is {target}"
+        fixes = [f"generator.size {target // f} with upscale.factor {f}" for f in (2, 1, 4)
+                 if target % f == 0 and valid_size(target // f)]
+        raise ValueError(
+            f"{problem}: the generator samples at generator.size and upscale multiplies it by upscale.factor to "
+            f"reach prepare.size. For prepare.size {target} set " + (" or ".join(fixes) or "another prepare.size"))
 
 
 def load_params(path: Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
@@ -77,5 +107,9 @@ def describe(err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return f"{key}: required but missing"
     got = err.get("input")
+    if err["type"] == "value_error" and isinstance(got, dict):
+        # A check across keys (a model validator): its message names the keys and values itself.
+        message = err["msg"].removeprefix("Value error, ")
+        return f"{key}: {message}" if err["loc"] else message
     shown = repr(got) if not isinstance(got, dict) else "a mapping"
     return f"{key}: {err['msg']} (got {shown})"

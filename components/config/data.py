@@ -92,9 +92,21 @@ class PrepareParams(Section):
 
 class AssembleParams(Section):
     shard_size: int = Field(10_000, ge=1)
+    outliers: int = Field(10, ge=0)             # real images of highest outlier score listed per split in the card
+    drop_real_outliers: int = Field(0, ge=0)    # drop this many real train images, the highest scores first
+
+
+class GateParams(Section):
+    """The release gate: a new version is tagged only if the best synthetic arm of evaluate beats the
+    best non-synthetic arm by at least `min_lift` on `metric` (means over the seeds)."""
+
+    enabled: bool = True
+    min_lift: float = Field(0.0, ge=-1, le=1)   # 0: the synthetic data must not make things worse
+    metric: Literal["balanced_accuracy", "accuracy"] = "balanced_accuracy"
 
 
 class VersionParams(Section):
     tag_prefix: str = Field("dataset-v", pattern=r"^[A-Za-z0-9._/-]+$")
     remote: str | None = None
     push: bool = True
+    gate: GateParams = GateParams()

@@ -1,18 +1,24 @@
 """Params of the generator stages: the model (generator:), its training (train_generator:) and
-sampling from it (generate:). Defaults fit Fashion-MNIST 28x28 on a 2-core CPU in a few minutes."""
+sampling from it (generate:). Defaults fit Fashion-MNIST on a 2-core CPU in a few minutes: a 14x14
+generator, whose samples the upscaler brings to 28x28 (components/config/upscale.py)."""
 
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Section
+from components.config.training import FitParams
 
 
 class GeneratorParams(Section):
-    """The generator's architecture; generate rebuilds the model from these (saved beside the weights)."""
+    """The generator's architecture; generate rebuilds the model from these (saved beside the weights).
 
-    kind: Literal["cgan"] = "cgan"
-    size: int = Field(28, le=1024)      # side of the square images it trains on and samples
+    kind cgan: the conditional GAN (components/models/cgan.py); cvae: the conditional VAE
+    (components/models/cvae.py), whose decoder is built like the cGAN's generator from the same keys.
+    """
+
+    kind: Literal["cgan", "cvae"] = "cgan"
+    size: int = Field(14, le=1024)      # side of the square images it trains on and samples
     latent_dim: int = Field(64, ge=1)
     width: int = Field(64, ge=4)        # channels at full resolution, doubled at each coarser one
     embed_dim: int = Field(32, ge=1)    # size of the generator's class embedding, concatenated to the noise
@@ -20,15 +26,40 @@ class GeneratorParams(Section):
 
     @field_validator("size")
     @classmethod
-    def _multiple_of_4(cls, size: int) -> int:
-        if size < 8 or size % 4:
-            raise ValueError("must be a multiple of 4 and at least 8 (e.g. 28, 32, 64)")
+    def _even(cls, size: int) -> int:
+        if not valid_size(size):
+            raise ValueError("must be even and at least 8 (e.g. 14, 16, 28, 32, 64)")
         return size
 
 
+def valid_size(size: int) -> bool:
+    """The sides the generators build (components/models/cgan.py: sides)."""
+    return 8 <= size <= 1024 and size % 2 == 0
+
+
+class CvaeParams(FitParams):
+    """The cVAE's training (generator.kind: cvae), on the shared loop (components/training/fit.py).
+
+    loss = reconstruction + beta * w * KL, where w climbs linearly from 0 to 1 over the first
+    kl_warmup_steps steps (so the decoder learns to use the code before the prior pulls it in).
+    likelihood bernoulli: pixels in [0, 1] scored by binary cross-entropy (sharp on mostly black or
+    white images such as Fashion-MNIST); gaussian: squared error, with the noise scale set to its
+    optimum per batch (sigma-VAE, Rybkin et al. 2021), so no weight to tune against the KL.
+    """
+
+    steps: int = Field(2000, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    ema_decay: float | None = Field(0.999, ge=0, lt=1)
+    checkpoint_every: int = Field(500, ge=1)
+    beta: float = Field(1.0, ge=0)
+    kl_warmup_steps: int = Field(500, ge=0)             # 0: the full beta from the first step
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+
+
 class TrainGeneratorParams(Section):
-    """The GAN training loop. Changing `steps` upwards resumes from the last checkpoint (same weights
-    as a straight run); changing anything else that shapes training starts again from step 0."""
+    """The GAN training loop (the keys at this level) and, under `cvae:`, the cVAE's recipe: only the
+    one of generator.kind is used. Changing `steps` upwards resumes from the last checkpoint (same
+    weights as a straight run); changing anything else that shapes training starts again from step 0."""
 
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -45,6 +76,7 @@ class TrainGeneratorParams(Section):
     grid_columns: int = Field(10, ge=1)                  # samples per class in each sample grid
     divergence_patience: int = Field(500, ge=1)          # steps with D right on every real and fake image
     compile: bool = False
+    cvae: CvaeParams = CvaeParams()
 
     @field_validator("betas")
     @classmethod
@@ -78,6 +110,9 @@ class GenerateParams(Section):
     shard_size: int = Field(2048, ge=1)
     batch_size: int = Field(256, ge=1)
     truncation: float | None = Field(None, gt=0)         # latent values drawn from N(0,1) cut to [-t, t]
+    # Latents (after truncation) are multiplied by this: the spread of the prior the cVAE samples
+    # from (below 1: more typical, less varied samples). It scales a cGAN's latents just the same.
+    temperature: float = Field(1.0, gt=0)
 
     @model_validator(mode="after")
     def _target_for_fill_to(self) -> "GenerateParams":

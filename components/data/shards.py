@@ -69,10 +69,11 @@ class ShardWriter:
             self.flush()
 
 
-def load_shard(root: Path, shard: str) -> np.ndarray:
+def load_shard(root: Path, shard: str, mmap: bool = False) -> np.ndarray:
+    """The shard's images; `mmap`: memory-mapped read-only, read from disk only as they are used."""
     path = Path(root) / shard
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise DataError(f"{path}: shard named in the manifest is missing; re-run the stage that wrote {root}") from None
     except ValueError as exc:

@@ -9,7 +9,9 @@ Two things make it so:
 - Forward passes run in micro-batches aligned to the class's index space ([0, b), [b, 2b), ...),
   always full, so a given sample is always computed in the same batch with the same neighbours; a
   shard boundary inside a micro-batch only means that batch is computed twice.
-"""
+
+`model` is any generator with the cGAN generator's interface (latent_dim, size, channels, num_classes,
+forward(z, labels) -> images in [-1, 1]): the cGAN's generator or the cVAE's decoder."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,15 +60,17 @@ def latents(seeds: np.ndarray, dim: int, truncation: float | None = None) -> tor
 
 
 @torch.no_grad()
-def generate_class_range(model: cgan.Generator, label: int, start: int, count: int, seed: int,
+def generate_class_range(model: torch.nn.Module, label: int, start: int, count: int, seed: int,
                          batch_size: int = 256, truncation: float | None = None,
-                         device: torch.device | None = None) -> np.ndarray:
-    """uint8 (count, H, W, C) images: samples start .. start+count-1 of class `label`."""
+                         device: torch.device | None = None, temperature: float = 1.0) -> np.ndarray:
+    """uint8 (count, H, W, C) images: samples start .. start+count-1 of class `label`, decoded from
+    the latents (truncated at `truncation`, if set) times `temperature`."""
     device = device or next(model.parameters()).device
     end = start + count
     parts = []
     for first in range(start // batch_size * batch_size, end, batch_size):
-        z = latents(sample_seeds(seed, label, first, batch_size), model.latent_dim, truncation).to(device)
+        z = latents(sample_seeds(seed, label, first, batch_size), model.latent_dim, truncation) * temperature
+        z = z.to(device)
         labels = torch.full((batch_size,), label, dtype=torch.int64, device=device)
         with autocast(device):
             images = cgan.to_uint8(cgan.sample(model, labels, z))
@@ -102,23 +106,25 @@ def plan_shards(plan: pd.DataFrame, shard_size: int) -> list[Shard]:
     return shards
 
 
-def generate(model: cgan.Generator, shards: list[Shard], seed: int, batch_size: int = 256,
-             truncation: float | None = None, device: torch.device | None = None) -> Iterator[GeneratedShard]:
+def generate(model: torch.nn.Module, shards: list[Shard], seed: int, batch_size: int = 256,
+             truncation: float | None = None, device: torch.device | None = None,
+             temperature: float = 1.0) -> Iterator[GeneratedShard]:
     """Run the shards in the order given, with a progress bar over images; yields each shard's images."""
     with tqdm(total=sum(s.count for s in shards), desc="generate", unit="img", disable=None) as bar:
         for shard in shards:
             images = generate_class_range(model, shard.label, shard.start, shard.count, seed,
-                                          batch_size=batch_size, truncation=truncation, device=device)
+                                          batch_size=batch_size, truncation=truncation, device=device,
+                                          temperature=temperature)
             yield GeneratedShard(shard.label, shard.start, images,
                                  sample_seeds(seed, shard.label, shard.start, shard.count))
             bar.update(shard.count)
 
 
-def class_grid(model: cgan.Generator, seed: int, columns: int, truncation: float | None = None,
-               device: torch.device | None = None) -> np.ndarray:
+def class_grid(model: torch.nn.Module, seed: int, columns: int, truncation: float | None = None,
+               device: torch.device | None = None, temperature: float = 1.0) -> np.ndarray:
     """The first `columns` samples of every class (the latents generate uses first): (K, columns, H, W, C)."""
     return np.stack([generate_class_range(model, k, 0, columns, seed, batch_size=columns,
-                                          truncation=truncation, device=device)
+                                          truncation=truncation, device=device, temperature=temperature)
                      for k in range(model.num_classes)])
 
 

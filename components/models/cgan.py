@@ -1,8 +1,9 @@
 """The conditional GAN: a DCGAN-style generator with a class embedding, a spectral-norm discriminator
 with projection conditioning, their losses, and the functions that use them (build, sample, load).
 
-Sizes: any multiple of 4 from 8. The generator starts at `size / 2**k` (the smallest exact halving
-that stays >= 4: 7 for 28, 4 for 32 and 64) and doubles k times; the discriminator mirrors it.
+Sizes: any even size from 8. The generator starts at a small side (`sides`: 7 for 28, 4 for 14, 32
+and 64) and doubles it up to the size, a 4x4 stride-2 transposed convolution per doubling (2s), or a 3x3
+one where the next side is odd (2s - 1: 4 -> 7 on the way to 14); the discriminator mirrors it.
 Images are (N, C, H, W) floats in [-1, 1], C = 1 or 3.
 """
 
@@ -20,12 +21,28 @@ from components.errors import DataError
 KIND = "cgan"
 
 
+def sides(size: int) -> list[int]:
+    """The sides of the generator's feature maps, coarsest first, ending at `size`: `size` halved
+    exactly while the half stays >= 4 (28: 7, 14, 28; 32: 4, 8, 16, 32). A size that halves exactly
+    only once (14 = 2 x 7) is halved once more, rounding up, where that stays >= 4 (14: 4, 7, 14): so
+    a generator at half of 28 has the depth of the one at 28, not a single layer."""
+    out = [size]
+    while out[0] % 2 == 0 and out[0] // 2 >= 4:
+        out.insert(0, out[0] // 2)
+    if len(out) == 2 and (out[0] + 1) // 2 >= 4:
+        out.insert(0, (out[0] + 1) // 2)
+    return out
+
+
 def num_upsamples(size: int) -> int:
-    """How many times the generator doubles: as often as `size` halves exactly to a side >= 4."""
-    k = 0
-    while size % (2 ** (k + 1)) == 0 and size // 2 ** (k + 1) >= 4:
-        k += 1
-    return k
+    """How many times the generator doubles its side (the discriminator halves it as often)."""
+    return len(sides(size)) - 1
+
+
+def kernel(side: int) -> int:
+    """Kernel of the stride-2 (transposed) convolution between a side and its double: 4 when the fine
+    side is even (2s), 3 when it is odd (2s - 1); padding 1 either way."""
+    return 4 if side % 2 == 0 else 3
 
 
 def widths(params: GeneratorParams) -> list[int]:
@@ -46,14 +63,14 @@ class Generator(nn.Module):
         super().__init__()
         self.size, self.channels, self.num_classes = params.size, channels, num_classes
         self.latent_dim = params.latent_dim
-        chans = widths(params)
-        self.start = params.size // 2 ** len(chans)
+        chans, fine = widths(params), sides(params.size)[1:]
+        self.start = sides(params.size)[0]
         self.embed = nn.Embedding(num_classes, params.embed_dim)
         self.project = nn.Linear(params.latent_dim + params.embed_dim, chans[0] * self.start ** 2)
         layers: list[nn.Module] = [norm(chans[0]), nn.ReLU()]
-        for c_in, c_out in zip(chans, chans[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), norm(c_out), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(chans[-1], channels, 4, 2, 1), nn.Tanh()]
+        for c_in, c_out, side in zip(chans, chans[1:], fine):
+            layers += [nn.ConvTranspose2d(c_in, c_out, kernel(side), 2, 1, bias=False), norm(c_out), nn.ReLU()]
+        layers += [nn.ConvTranspose2d(chans[-1], channels, kernel(params.size), 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -74,12 +91,12 @@ class Discriminator(nn.Module):
 
     def __init__(self, params: GeneratorParams, num_classes: int, channels: int):
         super().__init__()
-        chans = widths(params)[::-1]  # finest first
+        chans, fine = widths(params)[::-1], sides(params.size)[:0:-1]  # finest first
         layers: list[nn.Module] = []
-        for c_in, c_out in zip([channels] + chans[:-1], chans):
-            layers += [spectral_norm(nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2)]
+        for c_in, c_out, side in zip([channels] + chans[:-1], chans, fine):
+            layers += [spectral_norm(nn.Conv2d(c_in, c_out, kernel(side), 2, 1)), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers)
-        features = chans[-1] * (params.size // 2 ** len(chans)) ** 2
+        features = chans[-1] * sides(params.size)[0] ** 2
         self.linear = spectral_norm(nn.Linear(features, 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, features))
 

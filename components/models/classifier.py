@@ -1,12 +1,13 @@
 """The image classifier: a small ResNet-style CNN, used as the judge (its penultimate layer gives the
 features for the domain Fréchet distance and precision/recall) and as evaluate's downstream
-classifier; and the functions that use it (build, predict_proba, embed).
+classifier; and the functions that use it (build, predict_proba, embed, export, load).
 
 Images come in as the shards hold them, uint8 (N, H, W, C) with C = 1 or 3 and any side >= 8, and are
 scaled to [-1, 1] like everywhere else in genaug. Training lives in components/training.
 """
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from components.config.classifier import ClassifierParams
 from components.errors import DataError
 
 MIN_SIZE = 8
+KIND = "classifier"
 
 
 class Block(nn.Module):
@@ -77,6 +79,37 @@ def build(params: ClassifierParams, num_classes: int, channels: int, seed: int) 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return Classifier(params, num_classes, channels)
+
+
+def export(model: Classifier, params: ClassifierParams, class_names: list[str], size: int, step: int) -> dict:
+    """What judge.pt holds: the weights and all that is needed to rebuild the model."""
+    if len(class_names) != model.num_classes:
+        raise DataError(f"{len(class_names)} class names for a classifier of {model.num_classes} classes")
+    return {
+        "kind": KIND,
+        "arch": params.model_dump(mode="json"),
+        "class_names": list(class_names),
+        "channels": model.channels,
+        "size": size,
+        "step": step,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def load(path: Path, device: torch.device) -> tuple[Classifier, dict]:
+    """Rebuild the classifier saved by `export`; returns it (eval mode, on `device`) and the file's fields."""
+    path = Path(path)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no trained classifier; run the stage that trains it (train_judge) first") from None
+    if saved.get("kind") != KIND:
+        raise DataError(f"{path}: holds a {saved.get('kind')!r} model, not a {KIND!r} one")
+    params = ClassifierParams.model_validate(saved["arch"])
+    with torch.random.fork_rng(devices=[]):
+        model = Classifier(params, len(saved["class_names"]), saved["channels"])
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device).eval().requires_grad_(False), saved
 
 
 def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -1,8 +1,16 @@
-"""assemble: combine the real samples with the synthetic ones into data/augmented (shards, manifest, card)."""
+"""assemble: combine the real samples with the synthetic ones into data/augmented (shards, manifest, card).
+
+Every row gets the outlier score of its image (`outlier_score`: real ones from train_scorer's
+scores.parquet, synthetic ones from the denoise stage). The card lists, per split, the real images with
+the highest scores, drawn in outliers.png (one row per split, highest first): candidates for a look,
+as corrupt, badly framed or mislabeled. None is dropped unless assemble.drop_real_outliers says so.
+"""
 
 import hashlib
+import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -12,26 +20,86 @@ from components.data.atomic import atomic_dir, write_json, write_text
 from components.data.manifest import DatasetInfo, read_manifest, write_manifest
 from components.data.shards import ShardWriter, gather_images
 from components.errors import DataError
+from components.generation.sample import save_grid
 
-CARD = "card.md"
+log = logging.getLogger("genaug")
+
+CARD, OUTLIERS = "card.md", "outliers.png"
+SCORES = paths.SCORER / "scores.parquet"  # written by train_scorer
 # The params sections the augmented data depends on (dvc.yaml lists the same for this stage).
-DATA_PARAMS = ("seed", "prepare", "generator", "train_generator", "generate")
+DATA_PARAMS = ("seed", "prepare", "generator", "train_generator", "generate", "train_scorer", "train_denoiser",
+               "denoise", "train_upscaler", "upscale")
 
 
-def run(params: Params, synthetic: Path | None = paths.GENERATED) -> dict:
+def run(params: Params, synthetic: Path | None = paths.UPSCALED, scores: Path = SCORES) -> dict:
     """Write data/augmented from data/prepared and, when given, a folder of synthetic samples."""
     info = DatasetInfo.read(paths.PREPARED)
-    parts = [(paths.PREPARED, read_manifest(paths.PREPARED))]
+    real = with_scores(read_manifest(paths.PREPARED), scores, params.assemble.drop_real_outliers)
+    top = top_outliers(real, params.assemble.outliers)
+    real, dropped = drop_outliers(real, params.assemble.drop_real_outliers)
+    parts = [(paths.PREPARED, real)]
     if synthetic is not None:
         parts.append((synthetic, read_synthetic(synthetic, info)))
     with atomic_dir(paths.AUGMENTED) as out:
         manifest = reshard(out, parts, params.assemble.shard_size)
         info.write(out)
         write_manifest(out, manifest)
-        write_text(out / CARD, dataset_card(manifest, info, params, upstream(parts)))
+        if top is not None and len(top):
+            save_grid(outlier_grid(top, info), out / OUTLIERS)
+        write_text(out / CARD, dataset_card(manifest, info, params, upstream(parts), top, dropped))
     summary = summarize(manifest, info)
     write_json(paths.metrics_file("assemble"), summary)
     return summary
+
+
+def with_scores(manifest: pd.DataFrame, scores: Path, drop: int) -> pd.DataFrame:
+    """The real manifest with each image's `outlier_score`; without scores.parquet, unchanged (and the card
+    says so), unless some are to be dropped by score."""
+    try:
+        table = pd.read_parquet(scores, columns=["id", "outlier_score"])
+    except FileNotFoundError:
+        if drop:
+            raise DataError(f"{scores}: missing, and assemble.drop_real_outliers ({drop}) drops real images by "
+                            "their outlier score; run the train_scorer stage first") from None
+        log.warning("%s: missing (run train_scorer); the card lists no outliers", scores)
+        return manifest
+    score = manifest["id"].map(table.set_index("id")["outlier_score"])
+    if score.isna().any():
+        raise DataError(f"{scores}: no score for {int(score.isna().sum())} image(s) of {paths.PREPARED}, e.g. "
+                        f"{manifest['id'][score.isna()].iloc[0]!r}; re-run train_scorer after prepare")
+    return manifest.assign(outlier_score=score.astype("float64"))
+
+
+def top_outliers(real: pd.DataFrame, k: int) -> pd.DataFrame | None:
+    """The k real images of each split with the highest outlier scores, highest first (None: no scores)."""
+    if "outlier_score" not in real.columns:
+        return None
+    ranked = real.sort_values(["outlier_score", "id"], ascending=[False, True], kind="stable")
+    return ranked.groupby("split", sort=False).head(k)
+
+
+def drop_outliers(real: pd.DataFrame, count: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(real without its `count` train images of highest outlier score, those dropped)."""
+    if not count:
+        return real, real.iloc[:0]
+    train = real[real["split"] == "train"].sort_values(["outlier_score", "id"], ascending=[False, True], kind="stable")
+    if count >= len(train):
+        raise DataError(f"assemble.drop_real_outliers is {count}, but there are only {len(train)} real train images; "
+                        "drop fewer (it counts images, the highest outlier scores first)")
+    dropped = train.head(count)
+    return real.drop(index=dropped.index), dropped
+
+
+def outlier_grid(top: pd.DataFrame, info: DatasetInfo) -> np.ndarray:
+    """(splits, k, H, W, C): a row per split (train, val, test) of its top outliers, highest first; white
+    where a split has fewer."""
+    splits = [s for s in ("train", "val", "test") if (top["split"] == s).any()]
+    k = int(top.groupby("split").size().max())
+    grid = np.full((len(splits), k, info.size, info.size, info.channels), 255, np.uint8)
+    for row, split in enumerate(splits):
+        rows = top[top["split"] == split]
+        grid[row, :len(rows)] = gather_images(paths.PREPARED, rows)
+    return grid
 
 
 def read_synthetic(root: Path, real: DatasetInfo) -> pd.DataFrame:
@@ -82,7 +150,8 @@ def counts_table(manifest: pd.DataFrame) -> pd.DataFrame:
     return table[["real", "synthetic"]]
 
 
-def dataset_card(manifest: pd.DataFrame, info: DatasetInfo, params: Params, inputs: dict[str, str]) -> str:
+def dataset_card(manifest: pd.DataFrame, info: DatasetInfo, params: Params, inputs: dict[str, str],
+                 top: pd.DataFrame | None = None, dropped: pd.DataFrame | None = None) -> str:
     table = counts_table(manifest).reindex(info.class_names, fill_value=0)
     splits = manifest.groupby(["split", "source"]).size()
     n_synth = int(table["synthetic"].sum())
@@ -101,12 +170,34 @@ def dataset_card(manifest: pd.DataFrame, info: DatasetInfo, params: Params, inpu
     lines += [f"| {name} | {row.real} | {row.synthetic} |" for name, row in table.iterrows()]
     lines += ["", "## Images per split and source", "", "| split | source | images |", "|---|---|---:|"]
     lines += [f"| {split} | {source} | {n} |" for (split, source), n in splits.items()]
+    lines += outliers_section(top, dropped)
     lines += ["", "## Built from", ""]
     lines += [f"- `{root}` (content hash {digest})" for root, digest in inputs.items()]
     lines += ["", "## Params", "", "```yaml",
               yaml.safe_dump(params.model_dump(mode="json", include=set(DATA_PARAMS)), sort_keys=False).rstrip(),
               "```", ""]
     return "\n".join(lines)
+
+
+def outliers_section(top: pd.DataFrame | None, dropped: pd.DataFrame | None) -> list[str]:
+    lines = ["", "## Real images with the highest outlier scores", ""]
+    if top is None:
+        return lines + ["No outlier scores (data/models/scorer/scores.parquet is missing: run train_scorer)."]
+    lines += ["The outlier score is the reconstruction error of an autoencoder trained on the real train images "
+              "(train_scorer); the highest are the least typical images: worth a look for corrupt files, odd "
+              "framing or a wrong label. Train images score lower than held-out ones (the scorer saw them), so "
+              "they are ranked per split. `outliers.png`: one row per split (train, val, test), highest first.", ""]
+    if dropped is not None and len(dropped):
+        lines += [f"**{len(dropped)} real train image(s) with the highest scores were dropped** "
+                  f"(assemble.drop_real_outliers): {', '.join(f'`{i}`' for i in dropped['id'])}.", ""]
+    else:
+        lines += ["None was dropped (assemble.drop_real_outliers: 0).", ""]
+    lines += ["| split | rank | id | class | origin | score |", "|---|---:|---|---|---|---:|"]
+    for split in ("train", "val", "test"):
+        rows = top[top["split"] == split]
+        lines += [f"| {split} | {rank} | `{r.id}` | {r.class_name} | `{r.origin}` | {r.outlier_score:.5f} |"
+                  for rank, r in enumerate(rows.itertuples(), start=1)]
+    return lines
 
 
 def summarize(manifest: pd.DataFrame, info: DatasetInfo) -> dict:

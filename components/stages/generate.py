@@ -1,7 +1,8 @@
-"""generate: sample the trained generator per class quota into data/generated (shards, manifest, plan).
+"""generate: sample the trained generator (cGAN or cVAE) per class quota into data/generated (shards,
+manifest, plan).
 
-Every image is reproducible on its own: its per-sample seed (in the manifest) and the checkpoint
-hash give it back, byte for byte, whatever shard_size the run used.
+Every image is reproducible on its own: its per-sample seed (in the manifest), the checkpoint hash,
+truncation and temperature give it back, byte for byte, whatever shard_size the run used.
 """
 
 import hashlib
@@ -19,19 +20,20 @@ from components.device import describe, resolve_device
 from components.errors import DataError
 from components.generation.quota import format_plan, plan_quota
 from components.generation.sample import GeneratedShard, generate, plan_shards
-from components.models import cgan
+from components.models import generators
 from components.training.checkpoint import file_hash
 from components.training.trainer import FINAL
 
 PLAN = "plan.csv"
-PROVENANCE = {"model": "string", "checkpoint": "string", "seed": "int64", "truncation": "float64"}
+PROVENANCE = {"model": "string", "checkpoint": "string", "seed": "int64", "truncation": "float64",
+              "temperature": "float64"}
 
 
 def run(params: Params) -> dict:
     g = params.generate
     device = resolve_device(params.device)
     model_file = paths.GENERATOR / FINAL
-    model, saved = cgan.load(model_file, device)
+    model, saved = generators.load(model_file, device)
     ckpt = file_hash(model_file)
     info = DatasetInfo.read(paths.PREPARED)
     if saved["class_names"] != info.class_names:
@@ -46,14 +48,15 @@ def run(params: Params) -> dict:
         frames = []
         with ShardWriter(out, prefix="synthetic", shard_size=g.shard_size) as writer:
             for part in generate(model, plan_shards(plan, g.shard_size), params.seed, g.batch_size,
-                                 g.truncation, device):
+                                 g.truncation, device, g.temperature):
                 shards, offsets = writer.write(part.images)
                 frames.append(manifest_rows(part, shards, offsets, info.class_names, saved["kind"], ckpt,
-                                            params.seed, g.truncation))
+                                            params.seed, g.truncation, g.temperature))
         manifest = pd.concat(frames, ignore_index=True) if frames else empty_manifest()
         write_manifest(out, manifest)
         DatasetInfo(info.class_names, model.size, model.channels).write(
-            out, model=saved["kind"], checkpoint=ckpt, seed=params.seed, truncation=g.truncation)
+            out, model=saved["kind"], checkpoint=ckpt, seed=params.seed, truncation=g.truncation,
+            temperature=g.temperature)
         plan.to_csv(out / PLAN, index=False)
     seconds = time.perf_counter() - started
     print(f"generate: {len(manifest)} images in {seconds:.1f} s")
@@ -75,11 +78,11 @@ def real_counts(info: DatasetInfo) -> dict[str, int]:
 
 
 def manifest_rows(part: GeneratedShard, shards: list[str], offsets: list[int], class_names: list[str],
-                  kind: str, ckpt: str, seed: int, truncation: float | None) -> pd.DataFrame:
+                  kind: str, ckpt: str, seed: int, truncation: float | None, temperature: float) -> pd.DataFrame:
     index = np.arange(part.start, part.start + len(part.images))
     origins = [f"{kind}:{ckpt[:12]}:{part.label}:{i}" for i in index]
     return pd.DataFrame({
-        "id": [sample_id(o, seed, truncation) for o in origins],
+        "id": [sample_id(o, seed, truncation, temperature) for o in origins],
         "split": "train",
         "label": part.label,
         "class_name": class_names[part.label],
@@ -91,11 +94,14 @@ def manifest_rows(part: GeneratedShard, shards: list[str], offsets: list[int], c
         "checkpoint": ckpt,
         "seed": part.seeds,
         "truncation": np.nan if truncation is None else float(truncation),
+        "temperature": float(temperature),
     }).astype(PROVENANCE)
 
 
-def sample_id(origin: str, seed: int, truncation: float | None) -> str:
-    return "synthetic-" + hashlib.sha1(f"{origin}:seed={seed}:truncation={truncation}".encode()).hexdigest()[:16]
+def sample_id(origin: str, seed: int, truncation: float | None, temperature: float = 1.0) -> str:
+    # The temperature enters only when it is not 1, so ids from before it existed stay the same.
+    key = f"{origin}:seed={seed}:truncation={truncation}" + (f":temperature={temperature}" if temperature != 1 else "")
+    return "synthetic-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
 def empty_manifest() -> pd.DataFrame:

@@ -3,8 +3,13 @@
 A version is a git tag (`dataset-vN` or a name of the user's) on a commit whose dvc.lock records the
 data; `dvc get <repo> data/augmented --rev <tag>` gets it back. Running it again with the same
 data/augmented creates no new version.
+
+The release gate (version.gate) tags a new version only if evaluate's best synthetic arm is not worse
+than its best non-synthetic arm by more than the threshold; otherwise nothing is pushed or tagged, the
+last tag stays the current version and the workspace keeps the rejected outputs for inspection.
 """
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -13,6 +18,8 @@ import yaml
 
 from components import paths
 from components.config import Params
+from components.config.data import GateParams
+from components.config.quality import SYNTHETIC_ARMS
 from components.dvc_cli import dvc, dvc_json
 from components.errors import VersionError
 
@@ -34,6 +41,8 @@ def run(params: Params, tag: str | None = None, cwd: Path = Path(".")) -> dict:
     data_hash = augmented_hash(read_lock(cwd))
     existing = version_tags(cwd, params.version.tag_prefix)
     same = [t for t in existing if augmented_hash(read_lock(cwd, rev=t)) == data_hash]
+    if not same:
+        check_gate(params.version.gate, cwd, current=existing[-1] if existing else None)
     if params.version.push:
         push(cwd, params.version.remote)
     if same:
@@ -47,6 +56,47 @@ def run(params: Params, tag: str | None = None, cwd: Path = Path(".")) -> dict:
     git(cwd, "tag", "-a", name, "-m", message)
     print(f"created dataset version {name} (data/augmented {data_hash})")
     return {"tag": name, "created": True, "data": data_hash}
+
+
+def check_gate(gate: GateParams, cwd: Path, current: str | None) -> None:
+    """Raise VersionError unless metrics/evaluate.json clears the release gate."""
+    if not gate.enabled:
+        print("release gate: off (version.gate.enabled: false)")
+        return
+    path = cwd / paths.metrics_file("evaluate")
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise VersionError(f"{path.name}: missing; the release gate reads the evaluate stage's metrics: run "
+                           "`dvc repro` (it runs evaluate), or turn the gate off with version.gate.enabled: false") from None
+    passed, verdict = gate_verdict(report, gate)
+    if passed:
+        print(f"release gate: passed: {verdict}")
+        return
+    kept = f"{current} stays the current version" if current else "no dataset version exists yet"
+    raise VersionError(
+        f"release gate: refused: {verdict}. No version was tagged or pushed; {kept}; the rejected outputs stay "
+        "in the workspace for inspection (data/augmented, metrics/evaluate.json, plots/evaluate/report.md). "
+        "To release anyway, lower version.gate.min_lift or set version.gate.enabled: false in params.yaml")
+
+
+def gate_verdict(report: dict, gate: GateParams) -> tuple[bool, str]:
+    """Whether evaluate's report clears the gate, and why, naming the arms and their scores."""
+    arms = report.get("arms", {})
+    means = {arm: entry[gate.metric]["mean"] for arm, entry in arms.items()}
+    synthetic = {arm: v for arm, v in means.items() if arm in SYNTHETIC_ARMS}
+    baseline = {arm: v for arm, v in means.items() if arm not in SYNTHETIC_ARMS}
+    if not synthetic or not baseline:
+        missing = "synthetic" if not synthetic else "non-synthetic"
+        return True, f"evaluate ran no {missing} arm ({sorted(arms)}), so there is no lift to check"
+    best_synth = max(synthetic, key=synthetic.get)
+    best_base = max(baseline, key=baseline.get)
+    gain = synthetic[best_synth] - baseline[best_base]
+    seeds = arms[best_synth].get("seeds", "?")
+    verdict = (f"the best synthetic arm {best_synth} has {gate.metric} {synthetic[best_synth]:.4f} (mean of {seeds} "
+               f"seeds), the best non-synthetic arm {best_base} {baseline[best_base]:.4f}: lift {gain:+.4f}, "
+               f"version.gate.min_lift {gate.min_lift:+.4f}")
+    return gain >= gate.min_lift - 1e-9, verdict
 
 
 def read_lock(cwd: Path, rev: str | None = None) -> dict:

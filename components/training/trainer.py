@@ -39,7 +39,9 @@ FINAL, FINAL_GRID = "generator.pt", "samples.png"
 METRICS = ("loss_d", "loss_g", "d_real", "d_fake", "d_acc_real", "d_acc_fake")
 # Train settings that leave the weights alone: a checkpoint written under other values still resumes
 # (raising `steps` continues a finished run to the same weights as a longer straight run).
-NOT_SHAPING = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "grid_columns", "divergence_patience"}
+# `cvae` is the other kind's recipe: it does not touch the GAN.
+NOT_SHAPING = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "grid_columns", "divergence_patience",
+               "cvae"}
 
 
 def train_gan(images: np.ndarray, labels: np.ndarray, num_classes: int, class_names: list[str],
@@ -169,11 +171,16 @@ class DeviceData:
 
 
 def resize(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, C, H, W) to (N, C, size, size), antialiased bilinear; unchanged when already that size."""
-    if pixels.shape[-2:] == (size, size):
+    """uint8 (N, C, H, W) to (N, C, size, size); unchanged when already that size. A whole-number
+    downscale (28 -> 14 for a generator at half the target size) averages each block of pixels (area),
+    the low-resolution images the upscaler learns to invert; other sizes: antialiased bilinear."""
+    height, width = pixels.shape[-2:]
+    if (height, width) == (size, size):
         return pixels.contiguous()
-    out = [F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-           .round_().clamp_(0, 255).to(torch.uint8) for chunk in pixels.split(4096)]
+    whole = height % size == 0 and width % size == 0
+    mode = {"mode": "area"} if whole else {"mode": "bilinear", "antialias": True, "align_corners": False}
+    out = [F.interpolate(chunk.float(), size=(size, size), **mode).round_().clamp_(0, 255).to(torch.uint8)
+           for chunk in pixels.split(4096)]
     return torch.cat(out)
 
 

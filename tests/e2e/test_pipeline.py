@@ -1,6 +1,7 @@
 """End to end, as a user runs it: `dvc repro`, again (no work), a param change, the Prefect flow
 (same dvc.lock), versioning, and getting the version back with `dvc get`, load_version and a torch Dataset."""
 
+import json
 import os
 import signal
 import subprocess
@@ -44,6 +45,58 @@ def test_repro_writes_the_augmented_set(project):
     images = np.load(root / "data/augmented" / synthetic["shard"].iloc[0])
     assert images.dtype == np.uint8 and images.shape[1:] == (28, 28, 1)
     assert (root / "data/models/generator/samples.png").exists()
+
+
+def test_denoise_on_cleans_and_scores_the_samples(project):
+    """The default: the denoiser applied at full strength, every image scored, outliers in the card."""
+    root, first = project
+    for stage in ("train_scorer", "train_denoiser", "denoise"):
+        assert f"Running stage '{stage}'" in first.stdout
+    denoised = pd.read_parquet(root / "data/denoised/manifest.parquet")
+    assert (denoised["denoise_strength"] == 1).all() and denoised["denoiser"].str.len().eq(64).all()
+    shard = denoised["shard"].iloc[0]
+    assert not np.array_equal(np.load(root / "data/denoised" / shard), np.load(root / "data/generated" / shard))
+    augmented = pd.read_parquet(root / "data/augmented/manifest.parquet")
+    assert augmented["outlier_score"].notna().all()
+    assert "## Real images with the highest outlier scores" in (root / "data/augmented/card.md").read_text()
+    for picture in ("data/augmented/outliers.png", "data/denoised/before_after.png",
+                    "data/models/denoiser/denoised.png", "data/models/scorer/reconstructions.png"):
+        assert (root / picture).exists(), picture
+    measured = json.loads((root / "metrics/train_denoiser.json").read_text())["val"]
+    assert {"noisy", "median", "nl_means", "denoiser"} <= set(measured)
+
+
+def test_cvae_with_denoise_off(tmp_path):
+    """generator.kind cvae in params is all it takes; denoise.strength 0 passes the samples through unchanged."""
+    root = make_project(tmp_path / "cvae", remote=tmp_path / "remote",
+                        overrides={"generator.kind": "cvae", "denoise.strength": 0.0})
+    dvc(root, "repro", "assemble")
+    assert (root / "data/models/generator/metrics.csv").read_text().startswith("step,loss,recon,kl\n")
+    denoised = pd.read_parquet(root / "data/denoised/manifest.parquet")
+    assert (denoised["denoise_strength"] == 0).all() and denoised["denoiser"].isna().all()
+    for shard in denoised["shard"].unique():
+        assert (root / "data/denoised" / shard).read_bytes() == (root / "data/generated" / shard).read_bytes()
+    synthetic = pd.read_parquet(root / "data/augmented/manifest.parquet").query("source == 'synthetic'")
+    assert len(synthetic) == 30 and (synthetic["model"] == "cvae").all() and (synthetic["temperature"] == 1).all()
+    assert synthetic["outlier_score"].notna().all()
+
+
+def test_cascade_generates_at_half_size_and_upscales(project):
+    """The default cascade: the generator at 14x14, the samples brought to 28x28 by the SR net."""
+    root, first = project
+    for stage in ("train_upscaler", "upscale"):
+        assert f"Running stage '{stage}'" in first.stdout
+    sizes = {name: json.loads((root / f"data/{name}/info.json").read_text())["size"]
+             for name in ("prepared", "generated", "denoised", "upscaled", "augmented")}
+    assert sizes == {"prepared": 28, "generated": 14, "denoised": 14, "upscaled": 28, "augmented": 28}
+    upscaled = pd.read_parquet(root / "data/upscaled/manifest.parquet")
+    assert np.load(root / "data/upscaled" / upscaled["shard"].iloc[0]).shape[1:] == (28, 28, 1)
+    synthetic = pd.read_parquet(root / "data/augmented/manifest.parquet").query("source == 'synthetic'")
+    assert (synthetic["upscale_factor"] == 2).all() and synthetic["upscaler"].str.len().eq(64).all()
+    measured = json.loads((root / "metrics/train_upscaler.json").read_text())
+    assert measured["factor"] == 2 and set(measured["val"]["area"]) == {"bicubic", "sr", "gain"}
+    for picture in ("data/models/upscaler/lr_bicubic_sr_hr.png", "data/upscaled/lr_sr.png"):
+        assert (root / picture).exists(), picture
 
 
 def test_second_repro_does_no_work(project):
@@ -136,3 +189,19 @@ def test_killed_repro_resumes_training_to_the_same_generator(tmp_path):
     assert "resuming from" in out.stdout + out.stderr
     generator = "data/models/generator/generator.pt"
     assert (killed / generator).read_bytes() == (straight / generator).read_bytes()
+
+
+def test_upscale_factor_1_generates_at_full_size_without_sr(project):
+    """generator.size 28 and upscale.factor 1: no SR net is trained, and upscale passes the samples through."""
+    root, _ = project
+    set_params(root, {"generator.size": 28, "upscale.factor": 1})
+    out = dvc(root, "repro", "assemble")
+    assert "Running stage 'train_upscaler'" in out.stdout and "Running stage 'upscale'" in out.stdout
+    assert [p.name for p in (root / "data/models/upscaler").iterdir()] == ["no_upscaler.txt"]
+    assert json.loads((root / "metrics/train_upscaler.json").read_text()) == {"factor": 1, "upscaler": None}
+    upscaled = pd.read_parquet(root / "data/upscaled/manifest.parquet")
+    assert (upscaled["upscale_factor"] == 1).all() and upscaled["upscaler"].isna().all()
+    for shard in upscaled["shard"].unique():
+        assert (root / "data/upscaled" / shard).read_bytes() == (root / "data/denoised" / shard).read_bytes()
+    synthetic = pd.read_parquet(root / "data/augmented/manifest.parquet").query("source == 'synthetic'")
+    assert np.load(root / "data/augmented" / synthetic["shard"].iloc[0]).shape[1:] == (28, 28, 1)

@@ -13,7 +13,7 @@ TINY = dict(latent_dim=8, width=8, embed_dim=4, max_width=32)
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("size", [8, 12, 28, 32, 64])
+@pytest.mark.parametrize("size", [8, 12, 14, 28, 32, 64])
 def test_shapes_and_range(size, channels):
     G, D = cgan.build(GeneratorParams(size=size, **TINY), num_classes=3, channels=channels, seed=0)
     z, labels = torch.randn(5, 8), torch.tensor([0, 1, 2, 0, 1])
@@ -28,9 +28,18 @@ def test_resolutions_follow_the_size():
     assert cgan.widths(GeneratorParams(size=64, width=32, max_width=128)) == [128, 128, 64, 32]
 
 
-@pytest.mark.parametrize("size", [6, 30, 0])
-def test_size_must_be_a_multiple_of_4(size):
-    with pytest.raises(ValidationError, match="multiple of 4 and at least 8"):
+def test_half_of_28_gets_the_depth_of_28():
+    # 14 halves exactly only once (to 7): it starts at 4 and reaches 7 with a 3x3 transposed conv.
+    assert cgan.sides(14) == [4, 7, 14] and cgan.sides(28) == [7, 14, 28]
+    assert cgan.widths(GeneratorParams(size=14)) == cgan.widths(GeneratorParams(size=28)) == [128, 64]
+    G, D = cgan.build(GeneratorParams(size=14, **TINY), num_classes=2, channels=1, seed=0)
+    assert [m.kernel_size for m in G.body if isinstance(m, torch.nn.ConvTranspose2d)] == [(3, 3), (4, 4)]
+    assert G.start == 4 and D(G(torch.randn(2, 8), torch.tensor([0, 1])), torch.tensor([0, 1])).shape == (2,)
+
+
+@pytest.mark.parametrize("size", [6, 15, 0])
+def test_size_must_be_even_and_at_least_8(size):
+    with pytest.raises(ValidationError, match="even and at least 8"):
         GeneratorParams(size=size)
 
 

@@ -1,0 +1,139 @@
+"""denoise: apply the trained denoiser to the generated samples (data/generated -> data/denoised) at
+denoise.strength, score every result with the outlier scorer, and draw before/after pairs per class.
+
+output = (1 - strength) * sample + strength * denoised sample; strength 0 copies the shards byte for
+byte (the denoiser is not even loaded). Each shard is read memory-mapped and written a batch at a time
+into a memory-mapped .npy of the same name, so memory stays near one batch (denoise.batch_size)
+whatever the number of samples. The manifest keeps every column and adds `denoise_strength`,
+`denoiser` (the hash of the weights used; null at strength 0) and `outlier_score` (the scorer's
+reconstruction error of the output: see train_scorer; the filter and the dataset card read it).
+before_after.png shows the first denoise.grid_columns samples of each class, generated beside denoised.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from components import paths
+from components.config import Params
+from components.data.atomic import atomic_dir, atomic_file, write_json
+from components.data.manifest import INFO, DatasetInfo, read_manifest, write_manifest
+from components.data.shards import gather_images, load_shard
+from components.device import describe, resolve_device
+from components.errors import DataError
+from components.generation.sample import save_grid
+from components.models import autoencoder
+from components.training.autoencoder import DENOISER, SCORER
+from components.training.checkpoint import file_hash
+
+GRID = "before_after.png"
+SOURCE = paths.GENERATED
+
+
+def run(params: Params, source: Path = SOURCE) -> dict:
+    d, device = params.denoise, resolve_device(params.device)
+    info = DatasetInfo.read(source)
+    manifest = read_manifest(source)
+    denoiser, weights = load_denoiser(d.strength, info.channels, device)
+    scorer, _ = autoencoder.load(paths.SCORER / SCORER, "scorer", device)
+    if (scorer.size, scorer.channels) != (info.size, info.channels):
+        raise DataError(f"{paths.SCORER / SCORER}: scores {scorer.size}x{scorer.size}x{scorer.channels} images, but "
+                        f"{source} holds {info.size}x{info.size}x{info.channels} ones; re-run train_scorer")
+    how = f"with denoiser {weights[:12]} on {describe(device)}" if denoiser is not None else "(0: passed through)"
+    print(f"denoise: {len(manifest)} images at strength {d.strength} {how}")
+
+    with atomic_dir(paths.DENOISED) as out:
+        for shard in sorted(manifest["shard"].unique()):
+            src, dst = inside(source, shard), inside(out, shard)
+            if denoiser is None:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+            else:
+                denoise_shard(source, shard, dst, denoiser, d.strength, d.batch_size, device)
+        before, after, change = compare(scorer, source, out, manifest, d.batch_size, device)
+        manifest = manifest.assign(denoise_strength=float(d.strength), denoiser=weights, outlier_score=after).astype(
+            {"denoise_strength": "float64", "denoiser": "string", "outlier_score": "float64"})
+        write_manifest(out, manifest)
+        extra = json.loads((source / INFO).read_text())
+        write_json(out / INFO, {**extra, "denoise_strength": d.strength, "denoiser": weights})
+        if len(manifest):
+            save_grid(before_after(manifest, source, out, info, d.grid_columns), out / GRID)
+
+    summary = {"images": len(manifest), "strength": d.strength, "denoiser": weights,
+               "mean_abs_change": round(change, 4),
+               "outlier_score": {"before": mean(before), "after": mean(after)}}
+    write_json(paths.metrics_file("denoise"), summary)
+    return summary
+
+
+def load_denoiser(strength: float, channels: int, device: torch.device) -> tuple[autoencoder.Autoencoder | None,
+                                                                                str | None]:
+    """The trained denoiser and the hash of its weights; (None, None) at strength 0."""
+    if strength == 0:
+        return None, None
+    path = paths.DENOISER / DENOISER
+    model, _ = autoencoder.load(path, "denoiser", device)
+    if model.channels != channels:
+        raise DataError(f"{path}: trained on {model.channels}-channel images, but the samples have {channels}; "
+                        "re-run train_denoiser")
+    return model, file_hash(path)
+
+
+def denoise_shard(source: Path, shard: str, dst: Path, model: autoencoder.Autoencoder, strength: float,
+                  batch_size: int, device: torch.device) -> None:
+    """Denoise every image of one shard into `dst`, one batch in memory at a time."""
+    images = load_shard(source, shard, mmap=True)
+    with atomic_file(dst) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=images.shape)
+        for start in range(0, len(images), batch_size):
+            batch = np.array(images[start:start + batch_size])  # a writable copy of the mapped slice
+            out[start:start + batch_size] = autoencoder.denoise(model, batch, strength, batch_size, device)
+        out.flush()
+        del out
+
+
+def compare(scorer: autoencoder.Autoencoder, source: Path, out: Path, manifest: pd.DataFrame, batch_size: int,
+            device: torch.device) -> tuple[np.ndarray, np.ndarray, float]:
+    """The outlier scores of every manifest row's image before (under `source`) and after (under `out`),
+    in row order, and the mean absolute pixel change (grey levels); shards memory-mapped, a batch at a time."""
+    position = pd.Series(np.arange(len(manifest)), index=manifest.index)
+    before, after, change = np.zeros(len(manifest)), np.zeros(len(manifest)), 0
+    for shard, rows in manifest.groupby("shard", sort=True):
+        old, new = load_shard(source, shard, mmap=True), load_shard(out, shard, mmap=True)
+        for start in range(0, len(rows), batch_size):
+            part = rows.iloc[start:start + batch_size]
+            offsets, where = part["offset"].to_numpy(), position[part.index].to_numpy()
+            x, y = np.asarray(old[offsets]), np.asarray(new[offsets])
+            before[where] = autoencoder.score(scorer, x, batch_size, device)
+            after[where] = autoencoder.score(scorer, y, batch_size, device)
+            change += int(np.abs(x.astype(np.int16) - y).sum())
+    pixels = len(manifest) * int(np.prod(old.shape[1:])) if len(manifest) else 1
+    return before, after, change / pixels
+
+
+def before_after(manifest: pd.DataFrame, source: Path, out: Path, info: DatasetInfo, columns: int) -> np.ndarray:
+    """(classes, 2 x columns, H, W, C): the first `columns` samples of each class, as generated beside
+    denoised; white where a class has fewer."""
+    side, channels = info.size, info.channels
+    grid = np.full((len(info.class_names), 2 * columns, side, side, channels), 255, np.uint8)
+    for label, rows in manifest.groupby("label", sort=True):
+        rows = rows.head(columns)
+        grid[label, 0:2 * len(rows):2] = gather_images(source, rows)
+        grid[label, 1:2 * len(rows):2] = gather_images(out, rows)
+    return grid
+
+
+def mean(values: np.ndarray) -> float | None:
+    return round(float(values.mean()), 6) if len(values) else None
+
+
+def inside(root: Path, shard: str) -> Path:
+    """root / shard, refused if the manifest's path leaves root."""
+    path = (Path(root) / shard).resolve()
+    if not path.is_relative_to(Path(root).resolve()):
+        raise DataError(f"{root}: manifest names shard {shard!r}, outside the folder")
+    return path

@@ -1,0 +1,112 @@
+"""train_denoiser: train the denoising autoencoder on the real train images, corrupted by the noise of
+train_denoiser.noise (components/data/transforms.py: blur, Gaussian noise, salt-and-pepper, JPEG), into
+data/models/denoiser; and measure it on the real val images under the same noise against two classic
+filters, OpenCV's 3x3 median and non-local means (metrics/train_denoiser.json).
+
+Everything happens at the generator's size, where the denoise stage applies the model to the
+generated samples. Non-local means gets its best strength h, picked on the val images themselves,
+so the comparison favours the classic filter, not the denoiser.
+
+PSNR is computed from the mean squared error over all val images (an image the noise left untouched
+would otherwise count as infinite dB); SSIM is the mean over images (components/metrics/fidelity.py,
+which needs sides of at least 11 pixels: below that it is reported as null).
+
+data/models/denoiser holds denoiser.pt, metrics.csv, checkpoints/, samples/ and denoised.png (clean,
+noisy and denoised val images). The folder persists between runs (dvc.yaml: persist: true).
+"""
+
+import cv2
+import numpy as np
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio
+
+from components import paths
+from components.config import Params
+from components.data.atomic import write_json
+from components.data.manifest import read_manifest
+from components.data.shards import gather_images
+from components.data.transforms import noise
+from components.device import describe, resolve_device
+from components.errors import DataError
+from components.metrics.fidelity import ssim
+from components.models import autoencoder
+from components.training.autoencoder import at_size, stream_seed, train_denoiser
+
+GRID_IMAGES = 10
+BATCH = 512
+NL_MEANS_H = (4, 6, 8, 11, 15, 20, 27, 35)  # strengths tried for non-local means (grey levels)
+SSIM_MIN_SIDE = 11
+
+
+def run(params: Params) -> dict:
+    tp, size, device = params.train_denoiser, params.generator.size, resolve_device(params.device)
+    manifest = read_manifest(paths.PREPARED)
+    train, val = (manifest[manifest["split"] == split] for split in ("train", "val"))
+    if train.empty or val.empty:
+        raise DataError(f"{paths.PREPARED}: the denoiser trains on the train split and is measured on the val "
+                        f"split; one is empty: set prepare.val_fraction above 0 (it is "
+                        f"{params.prepare.val_fraction}) and a budget of at least 2 images per class")
+    images = at_size(gather_images(paths.PREPARED, train), size)
+    val = at_size(gather_images(paths.PREPARED, first_of_each_class_first(val)), size)
+    print(f"train_denoiser: denoising autoencoder on {len(images)} real images x {tp.variants} noisy copies at "
+          f"{size}x{size}, {tp.steps} steps on {describe(device)}")
+    model, summary = train_denoiser(images, val[:GRID_IMAGES], tp, params.seed, device, paths.DENOISER)
+
+    noisy = noise(val, tp.noise, stream_seed(params.seed, 1))  # the picture's val noise: same seed
+    summary = {**summary, "train_images": len(images), "val": measure(model, val, noisy, device)}
+    write_json(paths.metrics_file("train_denoiser"), summary)
+    print(format_table(summary["val"]))
+    return summary
+
+
+def first_of_each_class_first(rows):
+    """The val rows, the first image of every class first, then the second of each, ...: a grid of the
+    first few shows every class."""
+    rank = rows.groupby("label").cumcount()
+    return rows.assign(rank=rank.to_numpy()).sort_values(["rank", "label"], kind="stable")
+
+
+def measure(model: autoencoder.Autoencoder, clean: np.ndarray, noisy: np.ndarray, device: torch.device) -> dict:
+    """PSNR and SSIM against the clean images of: the noisy input, the 3x3 median filter, non-local means
+    at its best h, and the denoiser; and the denoiser's gain over the better classic filter."""
+    h = max(NL_MEANS_H, key=lambda h: psnr(nl_means(noisy, h), clean))
+    restored = {"noisy": noisy, "median": median(noisy), "nl_means": nl_means(noisy, h),
+                "denoiser": autoencoder.outputs(model, noisy, BATCH, device)}
+    quality = {name: {"psnr": round(psnr(images, clean), 3), "ssim": mean_ssim(images, clean)}
+               for name, images in restored.items()}
+    best = max(("median", "nl_means"), key=lambda name: quality[name]["psnr"])
+    gain = {"over": best, "psnr_db": round(quality["denoiser"]["psnr"] - quality[best]["psnr"], 3)}
+    if quality["denoiser"]["ssim"] is not None:
+        gain["ssim"] = round(quality["denoiser"]["ssim"] - max(quality[n]["ssim"] for n in ("median", "nl_means")), 4)
+    return {"images": len(clean), "nl_means_h": h, **quality, "gain": gain}
+
+
+def psnr(images: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR (dB) from the mean squared error over all the images' pixels (0-255)."""
+    return float(peak_signal_noise_ratio(torch.from_numpy(images).double(), torch.from_numpy(clean).double(),
+                                         data_range=255.0))
+
+
+def mean_ssim(images: np.ndarray, clean: np.ndarray) -> float | None:
+    return round(ssim(images, clean), 4) if min(images.shape[1:3]) >= SSIM_MIN_SIDE else None
+
+
+def median(images: np.ndarray) -> np.ndarray:
+    """OpenCV's 3x3 median filter, image by image (uint8 (N, H, W, C))."""
+    return np.stack([cv2.medianBlur(image, 3).reshape(image.shape) for image in images])
+
+
+def nl_means(images: np.ndarray, h: float) -> np.ndarray:
+    """OpenCV's non-local means (the colour variant for 3 channels), image by image; 3x3 patches and a 7x7
+    search window: the sizes suited to images of a few dozen pixels."""
+    if images.shape[-1] == 1:
+        return np.stack([cv2.fastNlMeansDenoising(image, None, h, 3, 7).reshape(image.shape) for image in images])
+    return np.stack([cv2.fastNlMeansDenoisingColored(image, None, h, h, 3, 7) for image in images])
+
+
+def format_table(val: dict) -> str:
+    lines = [f"{'':10} {'PSNR dB':>8} {'SSIM':>7}   ({val['images']} val images; nl_means h={val['nl_means_h']})"]
+    for name in ("noisy", "median", "nl_means", "denoiser"):
+        q = val[name]
+        lines.append(f"{name:10} {q['psnr']:8.2f} {q['ssim'] if q['ssim'] is not None else 'n/a':>7}")
+    return "\n".join(lines)

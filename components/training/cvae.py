@@ -1,0 +1,52 @@
+"""Training the conditional VAE (generator.kind: cvae) on the shared single-loss loop (fit.py).
+
+The run folder is the cGAN's (data/models/generator): checkpoints/, metrics.csv (loss, recon, kl),
+samples/step-NNNNNNN.png (a row of prior samples per class) and, once finished, generator.pt (the
+EMA decoder, read by generate like the cGAN's generator) and samples.png.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.config.generator import GeneratorParams, TrainGeneratorParams
+from components.generation.sample import class_grid, save_grid
+from components.models import cvae
+from components.training import checkpoint
+from components.training.fit import DeviceImages, fit
+from components.training.trainer import FINAL, FINAL_GRID, check_data, resize
+
+METRICS = ("loss", "recon", "kl")
+
+
+def train_cvae(images: np.ndarray, labels: np.ndarray, class_names: list[str], generator_params: GeneratorParams,
+               train_params: TrainGeneratorParams, seed: int, device: torch.device, run_dir: Path) -> dict:
+    """Train the cVAE on uint8 (N, H, W, C) images and int64 labels; returns a summary dict."""
+    gp, tp, run_dir = generator_params, train_params.cvae, Path(run_dir)
+    check_data(images, labels, len(class_names), class_names)
+    pixels = resize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), gp.size)
+    data = DeviceImages(pixels.permute(0, 2, 3, 1).numpy(), np.array(labels), device)  # a writable copy
+    model = cvae.build(gp, len(class_names), images.shape[-1], seed)
+
+    def batch_metrics(m: cvae.CVAE, rng: torch.Generator, step: int) -> torch.Tensor:
+        x, y, _ = data.batch(tp.batch_size, rng)
+        eps = torch.randn(len(y), gp.latent_dim, generator=rng, device=device)
+        logits, mean, logvar = m(x, y, eps)
+        recon = cvae.reconstruction_nll(logits, x, tp.likelihood).mean()
+        kl = cvae.kl_divergence(mean, logvar).mean()
+        warmup = min(1.0, (step + 1) / tp.kl_warmup_steps) if tp.kl_warmup_steps else 1.0
+        return torch.stack([recon + tp.beta * warmup * kl, recon, kl])
+
+    def picture(m: cvae.CVAE, path: Path) -> None:
+        save_grid(class_grid(m.decoder, seed, train_params.grid_columns, device=device), path)
+
+    digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes()).hexdigest()
+    fingerprint = {"kind": cvae.KIND, "generator": gp.model_dump(mode="json"), "class_names": class_names,
+                   "data": digest}
+    model, summary = fit(model, batch_metrics, METRICS, tp, seed, device, run_dir, fingerprint,
+                         finals=(FINAL, FINAL_GRID), name="train_generator", picture=picture)
+    checkpoint.save(run_dir / FINAL, {**cvae.export(model, gp, class_names, summary["steps"]), "seed": seed})
+    picture(model, run_dir / FINAL_GRID)
+    return {**summary, "train_images": len(labels), "generator": checkpoint.file_hash(run_dir / FINAL)}

@@ -1,0 +1,90 @@
+"""The release gate of the version step: its verdict on evaluate's metrics, and a refused version that
+tags and pushes nothing and keeps the workspace as it was."""
+
+import json
+import subprocess
+
+import pytest
+
+from components import paths
+from components.config import validate
+from components.config.data import GateParams
+from components.errors import VersionError
+from components.stages import version
+
+
+def report(**means: float) -> dict:
+    return {"arms": {arm: {"seeds": 3, "accuracy": {"mean": m + 0.01, "std": 0.0},
+                           "balanced_accuracy": {"mean": m, "std": 0.0}} for arm, m in means.items()}}
+
+
+def test_verdict_compares_the_best_synthetic_arm_with_the_best_other_arm():
+    metrics = report(real=0.80, real_classic=0.82, real_synthetic=0.81, real_synthetic_classic=0.79)
+    passed, why = version.gate_verdict(metrics, GateParams())
+    assert not passed
+    assert "real_synthetic has balanced_accuracy 0.8100" in why and "real_classic 0.8200" in why
+    assert "lift -0.0100" in why
+    assert version.gate_verdict(metrics, GateParams(min_lift=-0.02))[0]
+    assert version.gate_verdict(report(real=0.80, real_synthetic=0.80), GateParams())[0]  # a tie passes
+    assert not version.gate_verdict(report(real=0.80, real_synthetic=0.81), GateParams(min_lift=0.02))[0]
+
+
+def test_verdict_uses_the_metric_named_in_params():
+    metrics = report(real=0.80, real_synthetic=0.81)
+    metrics["arms"]["real"]["accuracy"]["mean"] = 0.9
+    assert version.gate_verdict(metrics, GateParams())[0]
+    assert not version.gate_verdict(metrics, GateParams(metric="accuracy"))[0]
+
+
+def test_without_synthetic_arms_there_is_nothing_to_gate():
+    passed, why = version.gate_verdict(report(real=0.8), GateParams())
+    assert passed and "no synthetic arm" in why
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@x", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A git repo whose dataset-v1 recorded other data than the workspace's dvc.lock; DVC calls stubbed."""
+    git(tmp_path, "init", "-q", "-b", "main")
+    lock = {"stages": {"assemble": {"outs": [{"path": "data/augmented", "md5": "old.dir"}]}}}
+    (tmp_path / "dvc.lock").write_text(json.dumps(lock))
+    git(tmp_path, "add", "dvc.lock")
+    git(tmp_path, "commit", "-q", "-m", "v1")
+    git(tmp_path, "tag", "dataset-v1")
+    lock["stages"]["assemble"]["outs"][0]["md5"] = "new.dir"
+    (tmp_path / "dvc.lock").write_text(json.dumps(lock))
+    pushed = []
+    monkeypatch.setattr(version, "dvc_json", lambda cwd, *args: {})
+    monkeypatch.setattr(version, "push", lambda cwd, remote: pushed.append(remote))
+    return tmp_path, pushed
+
+
+def params(**gate):
+    return validate({"prepare": {"source": {"kind": "idx", "path": "x"}}, "version": {"gate": gate}})
+
+
+def test_a_refused_version_tags_and_pushes_nothing(repo):
+    root, pushed = repo
+    (root / paths.METRICS).mkdir()
+    (root / paths.metrics_file("evaluate")).write_text(json.dumps(report(real=0.8, real_synthetic=0.6)))
+    with pytest.raises(VersionError) as err:
+        version.run(params(), cwd=root)
+    message = str(err.value)
+    assert "release gate: refused" in message and "lift -0.2000" in message
+    assert "dataset-v1 stays the current version" in message
+    assert "version.gate.min_lift" in message and "version.gate.enabled: false" in message
+    assert git(root, "tag", "--list").split() == ["dataset-v1"] and pushed == []
+    assert "new.dir" in (root / "dvc.lock").read_text()  # the rejected workspace is left as it was
+
+    out = version.run(params(enabled=False), cwd=root)
+    assert out == {"tag": "dataset-v2", "created": True, "data": "new.dir"}
+
+
+def test_a_missing_evaluation_is_named(repo):
+    root, _ = repo
+    with pytest.raises(VersionError, match="evaluate.json: missing.*version.gate.enabled: false"):
+        version.run(params(), cwd=root)
