@@ -12,8 +12,10 @@ size and the SR net). Then, measured on the official test images:
   precision / recall;
 - downstream: the classifier trained with evaluate's fixed budget on the prepared real train images alone,
   and on them plus the samples; test accuracy, mean over --seeds;
-- the SR net's PSNR / SSIM against bicubic (metrics/train_upscaler.json of the cascade path), and the
-  wall-clock seconds of each training stage (this machine, whatever else ran on it).
+- the SR net's PSNR / SSIM against bicubic (metrics/train_upscaler.json of the cascade path), where the
+  cascade loses quality (`round_trip`: real test images down by 2 and back up by bicubic or by the SR net;
+  the cascade's samples brought up by bicubic), and the wall-clock seconds of each training stage (this
+  machine, whatever else ran on it).
 
     python benchmarks/cascade.py --work /tmp/cascade --out benchmarks/results/cascade-cpu-2core.json
 """
@@ -43,7 +45,8 @@ from components.data.shards import gather_images  # noqa: E402
 from components.data.sources import load_source  # noqa: E402
 from components.device import resolve_device  # noqa: E402
 from components.metrics.distances import frechet_distance, precision_recall, real_floor  # noqa: E402
-from components.models import classifier  # noqa: E402
+from components.data.transforms import degrade  # noqa: E402
+from components.models import classifier, upscaler  # noqa: E402
 from components.stages import generate, prepare, train_generator, train_upscaler, upscale  # noqa: E402
 from components.training.classify import train_classifier  # noqa: E402
 
@@ -91,6 +94,7 @@ def main() -> None:
             "downstream_accuracy": downstream(real_train, real_labels, images, labels, test, test_labels,
                                               args.seeds, args.work / name, device),
         })
+    judged["round_trip"] = round_trip(judge, test, test_labels, real_features, args.work / "cascade-14x2", device)
     report = {"command": shlex.join([sys.executable, *sys.argv]), "machine": platform.machine(),
               "threads": args.threads, "device": str(device), **judged,
               "downstream_accuracy_real_only": baseline, "paths": results}
@@ -116,6 +120,28 @@ def run_path(root: Path, overrides: dict) -> tuple[dict, tuple[np.ndarray, np.nd
         manifest = read_manifest(paths.UPSCALED)
         images = gather_images(paths.UPSCALED, manifest)
     return out, (images, manifest["label"].to_numpy(np.int64))
+
+
+def round_trip(judge, test, test_labels, real_features, root: Path, device) -> dict:
+    """Where the cascade loses quality: real test images area-downscaled by 2 and brought back by bicubic and
+    by the SR net (judge accuracy; Fréchet distance of half of them to the other half, untouched), and the
+    cascade's 14x14 samples brought to 28 by bicubic instead of the SR net."""
+    model, _ = upscaler.load(root / paths.UPSCALER / train_upscaler.FINAL, device)
+    low = degrade(test, train_upscaler.AREA_ONLY, 2, seed=0)
+    half = len(test) // 2
+    out = {}
+    for name, back in (("bicubic", upscaler.bicubic(low, 2)), ("sr", upscaler.apply(model, low, 512, device))):
+        features = classifier.embed(judge, back[:half], 512, device)
+        out[f"real_area_{name}"] = {"judge_accuracy": accuracy(judge, back, test_labels, device),
+                                   "fd": round(frechet_distance(features, real_features[half:]), 3)}
+    manifest = read_manifest(root / paths.GENERATED)
+    samples, labels = gather_images(root / paths.GENERATED, manifest), manifest["label"].to_numpy(np.int64)
+    bicubic = upscaler.bicubic(samples, 2)
+    subset = np.random.default_rng(0).choice(len(real_features), len(samples), replace=False)
+    out["samples_bicubic"] = {"judge_accuracy": accuracy(judge, bicubic, labels, device),
+                              "fd": round(frechet_distance(classifier.embed(judge, bicubic, 512, device),
+                                                           real_features[subset]), 3)}
+    return out
 
 
 def real_sets(params, per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
