@@ -69,9 +69,17 @@ class ShardWriter:
             self.flush()
 
 
+def shard_path(root: Path, shard: str) -> Path:
+    """root / shard, refused if the manifest's path leaves root."""
+    path = (Path(root) / shard).resolve()
+    if not path.is_relative_to(Path(root).resolve()):
+        raise DataError(f"{root}: manifest names shard {shard!r}, outside the folder")
+    return path
+
+
 def load_shard(root: Path, shard: str, mmap: bool = False) -> np.ndarray:
     """The shard's images; `mmap`: memory-mapped read-only, read from disk only as they are used."""
-    path = Path(root) / shard
+    path = shard_path(root, shard)
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:

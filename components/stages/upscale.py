@@ -21,7 +21,7 @@ from components import paths
 from components.config import Params
 from components.data.atomic import atomic_dir, atomic_file, write_json
 from components.data.manifest import INFO, DatasetInfo, read_manifest, write_manifest
-from components.data.shards import gather_images, load_shard
+from components.data.shards import gather_images, load_shard, shard_path
 from components.device import describe, resolve_device
 from components.errors import DataError
 from components.generation.sample import save_grid
@@ -49,7 +49,7 @@ def run(params: Params, source: Path = SOURCE) -> dict:
 
     with atomic_dir(paths.UPSCALED) as out:
         for shard in sorted(manifest["shard"].unique()):
-            src, dst = inside(source, shard), inside(out, shard)
+            src, dst = shard_path(source, shard), shard_path(out, shard)
             if model is None:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dst)
@@ -109,11 +109,3 @@ def pairs_grid(manifest: pd.DataFrame, source: Path, out: Path, info: DatasetInf
         grid[label, 0:2 * len(rows):2] = low.repeat(factor, axis=1).repeat(factor, axis=2)
         grid[label, 1:2 * len(rows):2] = high
     return grid
-
-
-def inside(root: Path, shard: str) -> Path:
-    """root / shard, refused if the manifest's path leaves root."""
-    path = (Path(root) / shard).resolve()
-    if not path.is_relative_to(Path(root).resolve()):
-        raise DataError(f"{root}: manifest names shard {shard!r}, outside the folder")
-    return path
