@@ -15,6 +15,7 @@ from components.config import Params, load_params
 from components.errors import GenaugError
 from components.stages import (assemble, denoise, evaluate, generate, prepare, train_denoiser, train_generator,
                                train_judge, train_scorer, train_upscaler, upscale, version)
+from components.stages import filter as filter_samples
 
 STAGES: dict[str, Callable[[Params], dict]] = {
     "prepare": prepare.run,
@@ -26,6 +27,7 @@ STAGES: dict[str, Callable[[Params], dict]] = {
     "train_upscaler": train_upscaler.run,
     "upscale": upscale.run,
     "train_judge": train_judge.run,
+    "filter": filter_samples.run,
     "assemble": assemble.run,
     "evaluate": evaluate.run,
 }

@@ -10,10 +10,11 @@ DENOISER = DATA / "models" / "denoiser"
 UPSCALER = DATA / "models" / "upscaler"
 SCORER = DATA / "models" / "scorer"
 JUDGE = DATA / "models" / "judge"
-# The synthetic samples pass generate -> denoise -> upscale, each stage writing its own folder.
+# The synthetic samples pass generate -> denoise -> upscale -> filter, each stage writing its own folder.
 GENERATED = DATA / "generated"
 DENOISED = DATA / "denoised"
 UPSCALED = DATA / "upscaled"
+FILTERED = DATA / "filtered"
 AUGMENTED = DATA / "augmented"
 # evaluate: its downstream training runs (a scratch folder DVC does not track: a killed evaluate resumes
 # from it) and its plots.

@@ -54,6 +54,11 @@ TINY = {
     "train_judge.checkpoint_every": 10,
     "train_judge.log_every": 5,
     "train_judge.model": {"width": 8, "stages": 2},
+    # A 20-step generator makes noise that a 20-step judge rightly rejects: the checks are off here and
+    # have their own tests (test_filter.py), so the samples flow through to assemble and evaluate.
+    "filter.min_confidence": None,
+    "filter.realism_quantile": None,
+    "filter.duplicate_ratio": None,
     "evaluate.seeds": [0],
     "evaluate.classifier": {"width": 8, "stages": 2},
     "evaluate.fit": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5},
@@ -116,7 +121,8 @@ def make_project(root: Path, remote: Path, overrides: dict | None = None) -> Pat
             shutil.copy2(src, dst)
     set_params(root, {**TINY, **(overrides or {})})
     run(root, "git", "init", "-q", "-b", "main")
-    dvc(root, "remote", "add", "-d", "local", str(remote))
+    # --force: `make setup` may already have written a default remote into .dvc/config.
+    dvc(root, "remote", "add", "--force", "-d", "local", str(remote))
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-q", "-m", "genaug project")
     return root

@@ -10,7 +10,7 @@ from components.config.autoencoder import DenoiseParams, TrainDenoiserParams, Tr
 from components.config.base import Section
 from components.config.data import AssembleParams, PrepareParams, Source, VersionParams
 from components.config.generator import GenerateParams, GeneratorParams, TrainGeneratorParams, valid_size
-from components.config.quality import EvaluateParams, TrainJudgeParams
+from components.config.quality import EvaluateParams, FilterParams, TrainJudgeParams
 from components.config.upscale import TrainUpscalerParams, UpscaleParams
 from components.errors import ParamsError
 
@@ -31,6 +31,7 @@ class Params(Section):
     train_upscaler: TrainUpscalerParams = TrainUpscalerParams()
     upscale: UpscaleParams = UpscaleParams()
     train_judge: TrainJudgeParams = TrainJudgeParams()
+    filter: FilterParams = FilterParams()
     assemble: AssembleParams = AssembleParams()
     evaluate: EvaluateParams = EvaluateParams()
     version: VersionParams = VersionParams()

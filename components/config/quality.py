@@ -7,6 +7,7 @@ Defaults run the whole evaluate stage on 900 real + 4500 synthetic Fashion-MNIST
 2-core CPU.
 """
 
+import math
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -31,6 +32,20 @@ class TrainJudgeParams(FitParams):
     lr: float = Field(2e-3, gt=0)
     checkpoint_every: int = Field(100, ge=1)
     model: ClassifierParams = ClassifierParams()
+
+
+class FilterParams(Section):
+    """Which synthetic samples the filter keeps (components/generation/filtering.py), and the top-up
+    rounds that generate more for a class the checks left under its quota."""
+
+    min_confidence: float | None = Field(0.5, ge=0, le=1)  # the judge's probability of the label; null: off
+    realism_quantile: float | None = Field(0.95, gt=0, le=1)  # of the real held-out outlier scores; null: off
+    duplicate_ratio: float | None = Field(0.2, ge=0)  # x the median real-to-real neighbour distance; null: off
+    max_per_class: int | None = Field(None, ge=0)     # keep at most this many a class; null: the quota
+    top_up_rounds: int = Field(2, ge=0, le=20)        # rounds of extra samples for classes under quota
+    top_up_max: float = Field(4.0, gt=0)              # extra candidates a round, at most this x the quota
+    batch_size: int = Field(256, ge=1)
+    grid_columns: int = Field(8, ge=1)                # accepted, then rejected samples per class in filter.png
 
 
 class DownstreamFitParams(FitParams):
@@ -61,8 +76,11 @@ class EvaluateParams(Section):
     pr_k: int = Field(3, ge=1)            # k of the k-NN manifolds of precision/recall
     batch_size: int = Field(512, ge=1)    # images per forward pass when testing and embedding
     grid_columns: int = Field(8, ge=1)    # real and synthetic samples per class in plots/evaluate/samples.png
+    # The synthetic:real sweep ([] = off): for each r, the real_synthetic recipe on the real train images plus,
+    # per class, r x its real train count of synthetic ones. r = 0 (real only) is always in the sweep.
+    ratios: list[float] = []
 
-    @field_validator("arms", "seeds")
+    @field_validator("arms", "seeds", "ratios")
     @classmethod
     def _unique(cls, values: list) -> list:
         if len(set(values)) != len(values):
@@ -75,3 +93,10 @@ class EvaluateParams(Section):
         if any(s < 0 for s in seeds):
             raise ValueError("seeds must be >= 0")
         return seeds
+
+    @field_validator("ratios")
+    @classmethod
+    def _positive(cls, ratios: list[float]) -> list[float]:
+        if not all(0 < r < math.inf for r in ratios):
+            raise ValueError("ratios must be > 0 and finite (ratio 0, real only, is always in the sweep)")
+        return ratios

@@ -1,12 +1,15 @@
-"""assemble: combine the real samples with the synthetic ones into data/augmented (shards, manifest, card).
+"""assemble: combine the real samples with the synthetic ones the filter accepted into data/augmented
+(shards, manifest, card).
 
 Every row gets the outlier score of its image (`outlier_score`: real ones from train_scorer's
 scores.parquet, synthetic ones from the denoise stage). The card lists, per split, the real images with
 the highest scores, drawn in outliers.png (one row per split, highest first): candidates for a look,
 as corrupt, badly framed or mislabeled. None is dropped unless assemble.drop_real_outliers says so.
+The card also gives the filter's acceptance per class and reason, and its top-up rounds (filter.json).
 """
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -28,10 +31,11 @@ CARD, OUTLIERS = "card.md", "outliers.png"
 SCORES = paths.SCORER / "scores.parquet"  # written by train_scorer
 # The params sections the augmented data depends on (dvc.yaml lists the same for this stage).
 DATA_PARAMS = ("seed", "prepare", "generator", "train_generator", "generate", "train_scorer", "train_denoiser",
-               "denoise", "train_upscaler", "upscale")
+               "denoise", "train_upscaler", "upscale", "train_judge", "filter")
+FILTER_REPORT = "filter.json"  # written by the filter stage beside its manifest
 
 
-def run(params: Params, synthetic: Path | None = paths.UPSCALED, scores: Path = SCORES) -> dict:
+def run(params: Params, synthetic: Path | None = paths.FILTERED, scores: Path = SCORES) -> dict:
     """Write data/augmented from data/prepared and, when given, a folder of synthetic samples."""
     info = DatasetInfo.read(paths.PREPARED)
     real = with_scores(read_manifest(paths.PREPARED), scores, params.assemble.drop_real_outliers)
@@ -46,7 +50,8 @@ def run(params: Params, synthetic: Path | None = paths.UPSCALED, scores: Path = 
         write_manifest(out, manifest)
         if top is not None and len(top):
             save_grid(outlier_grid(top, info), out / OUTLIERS)
-        write_text(out / CARD, dataset_card(manifest, info, params, upstream(parts), top, dropped))
+        write_text(out / CARD, dataset_card(manifest, info, params, upstream(parts), top, dropped,
+                                            filter_report(synthetic)))
     summary = summarize(manifest, info)
     write_json(paths.metrics_file("assemble"), summary)
     return summary
@@ -112,7 +117,15 @@ def read_synthetic(root: Path, real: DatasetInfo) -> pd.DataFrame:
     manifest = read_manifest(root)
     if (manifest["source"] != "synthetic").any():
         raise DataError(f"{root}: manifest has rows whose source is not 'synthetic'")
+    if "filter" in manifest.columns:  # the filter's verdicts: keep the accepted samples
+        manifest = manifest[manifest["filter"] == "accepted"]
     return manifest
+
+
+def filter_report(synthetic: Path | None) -> dict | None:
+    """The filter's acceptance summary (filter.json beside the synthetic manifest), if there is one."""
+    path = Path(synthetic) / FILTER_REPORT if synthetic is not None else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
 
 def reshard(out: Path, parts: list[tuple[Path, pd.DataFrame]], shard_size: int) -> pd.DataFrame:
@@ -151,7 +164,8 @@ def counts_table(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def dataset_card(manifest: pd.DataFrame, info: DatasetInfo, params: Params, inputs: dict[str, str],
-                 top: pd.DataFrame | None = None, dropped: pd.DataFrame | None = None) -> str:
+                 top: pd.DataFrame | None = None, dropped: pd.DataFrame | None = None,
+                 filtered: dict | None = None) -> str:
     table = counts_table(manifest).reindex(info.class_names, fill_value=0)
     splits = manifest.groupby(["split", "source"]).size()
     n_synth = int(table["synthetic"].sum())
@@ -170,6 +184,7 @@ def dataset_card(manifest: pd.DataFrame, info: DatasetInfo, params: Params, inpu
     lines += [f"| {name} | {row.real} | {row.synthetic} |" for name, row in table.iterrows()]
     lines += ["", "## Images per split and source", "", "| split | source | images |", "|---|---|---:|"]
     lines += [f"| {split} | {source} | {n} |" for (split, source), n in splits.items()]
+    lines += filter_section(filtered)
     lines += outliers_section(top, dropped)
     lines += ["", "## Built from", ""]
     lines += [f"- `{root}` (content hash {digest})" for root, digest in inputs.items()]
@@ -177,6 +192,35 @@ def dataset_card(manifest: pd.DataFrame, info: DatasetInfo, params: Params, inpu
               yaml.safe_dump(params.model_dump(mode="json", include=set(DATA_PARAMS)), sort_keys=False).rstrip(),
               "```", ""]
     return "\n".join(lines)
+
+
+def filter_section(report: dict | None) -> list[str]:
+    if report is None:
+        return []
+    t = report["thresholds"]
+    realism = "no realism check" if t["outlier_score"] is None else f"outlier score <= {t['outlier_score']:.5g}"
+    label = ("no label check" if t["min_confidence"] is None
+             else f"the judge agrees with the label with confidence >= {t['min_confidence']}")
+    lines = ["", "## Filter", "",
+             f"{report['accepted']} of {report['candidates']} synthetic candidates kept ({rate(report)}). Checks: "
+             f"{label}; {realism} (a quantile of "
+             f"the real held-out images'); judge-feature distance to the nearest real train image >= "
+             f"{t['nn_distance']:.4g} (closer: a near-duplicate). Rejections count the first failing check.", "",
+             "| class | candidates | accepted | rate | " + " | ".join(report["rejected"]) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(report["rejected"])]
+    for name, row in [*report["per_class"].items(), ("all", report)]:
+        lines.append(f"| {name} | {row['candidates']} | {row['accepted']} | {rate(row)} | "
+                     + " | ".join(str(n) for n in row["rejected"].values()) + " |")
+    for entry in report["top_up"]:
+        lines += ["", f"Top-up round {entry['round']}: classes under quota {entry['short']} got "
+                      f"{entry['generated']} more candidates; still short after it: {entry['still_short'] or 'none'}."]
+    if not report["top_up"]:
+        lines += ["", "No top-up round: every class met its quota, or filter.top_up_rounds is 0."]
+    return lines
+
+
+def rate(row: dict) -> str:
+    return "n/a" if row["rate"] is None else f"{row['rate']:.1%}"
 
 
 def outliers_section(top: pd.DataFrame | None, dropped: pd.DataFrame | None) -> list[str]:

@@ -55,8 +55,7 @@ def run(params: Params, source: Path = SOURCE) -> dict:
             else:
                 denoise_shard(source, shard, dst, denoiser, d.strength, d.batch_size, device)
         before, after, change = compare(scorer, source, out, manifest, d.batch_size, device)
-        manifest = manifest.assign(denoise_strength=float(d.strength), denoiser=weights, outlier_score=after).astype(
-            {"denoise_strength": "float64", "denoiser": "string", "outlier_score": "float64"})
+        manifest = provenance(manifest, d.strength, weights, after)
         write_manifest(out, manifest)
         extra = json.loads((source / INFO).read_text())
         write_json(out / INFO, {**extra, "denoise_strength": d.strength, "denoiser": weights})
@@ -68,6 +67,12 @@ def run(params: Params, source: Path = SOURCE) -> dict:
                "outlier_score": {"before": mean(before), "after": mean(after)}}
     write_json(paths.metrics_file("denoise"), summary)
     return summary
+
+
+def provenance(manifest: pd.DataFrame, strength: float, weights: str | None, scores: np.ndarray) -> pd.DataFrame:
+    """The manifest with the columns this stage adds: denoise_strength, denoiser, outlier_score."""
+    return manifest.assign(denoise_strength=float(strength), denoiser=weights, outlier_score=scores).astype(
+        {"denoise_strength": "float64", "denoiser": "string", "outlier_score": "float64"})
 
 
 def load_denoiser(strength: float, channels: int, device: torch.device) -> tuple[autoencoder.Autoencoder | None,

@@ -1,16 +1,19 @@
 """evaluate: does the synthetic data help? A fixed downstream classifier trained on each arm (real only,
 class-weighted, classic augmentation, real + synthetic, real + synthetic + classic) over several seeds,
 tested on the real test split; and the generative quality of the synthetic samples on judge features.
+With evaluate.ratios set, also a synthetic:real ratio sweep: the real_synthetic recipe on all real train
+images plus r x as many synthetic ones per class, for r = 0 and each ratio.
 
 Writes metrics/evaluate.json (per arm: accuracy and balanced accuracy, mean and spread over the seeds,
-per-class recall; the lift of each synthetic arm over the best non-synthetic arm; Fréchet distance
-overall and per class with its real-vs-real floor, KID, precision/recall, CAS) and plots/evaluate/
-(arms.csv, runs.csv, classes.csv, samples.png, report.md). The downstream runs live in
-data/evaluation/runs, outside DVC: a killed evaluate resumes the runs it had finished.
+per-class recall; the lift of each synthetic arm over the best non-synthetic arm; the ratio sweep;
+Fréchet distance overall and per class with its real-vs-real floor, KID, precision/recall, CAS) and
+plots/evaluate/ (arms.csv, runs.csv, classes.csv, ratios.csv, samples.png, report.md). The downstream
+runs live in data/evaluation/runs, outside DVC: a killed evaluate resumes the runs it had finished.
 """
 
 import csv
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,7 @@ from components.generation.sample import save_grid
 from components.metrics.classification import scores
 from components.metrics.distances import frechet_distance, kernel_inception_distance, precision_recall, real_floor
 from components.models import classifier
-from components.stages.train_judge import JUDGE
+from components.stages import train_judge
 from components.training.classify import balancing_weights, train_classifier
 
 log = logging.getLogger("genaug")
@@ -93,6 +96,10 @@ def run(params: Params) -> dict:
           f"+ {len(synthetic)} synthetic train images; testing on {len(test)} real test images; {describe(device)}")
     runs = train_arms(arms, p, info, real, synthetic, test, device, notes)
     report = {"arms": summarize_arms(runs, info.class_names), "lift": lift(runs), "notes": notes}
+    if p.ratios and not len(synthetic):
+        note(notes, "ratios: the sweep is skipped, the dataset has no synthetic samples")
+    elif p.ratios:
+        report["ratios"] = sweep_ratios(p, info, real, synthetic, test, device, runs, notes)
     if len(synthetic):
         report["generative"] = generative(p, info, real, synthetic, test, device)
     write_json(paths.metrics_file("evaluate"), report)
@@ -121,10 +128,15 @@ def runnable_arms(p: EvaluateParams, synthetic: int) -> tuple[list[str], list[st
     if synthetic:
         return list(p.arms), []
     skipped = [arm for arm in p.arms if arm in SYNTHETIC_ARMS]
-    notes = [f"{arm}: skipped, the dataset has no synthetic samples" for arm in skipped]
-    for note in notes:
-        print(f"evaluate: {note}")
+    notes: list[str] = []
+    for arm in skipped:
+        note(notes, f"{arm}: skipped, the dataset has no synthetic samples")
     return [arm for arm in p.arms if arm not in SYNTHETIC_ARMS], notes
+
+
+def note(notes: list[str], text: str) -> None:
+    notes.append(text)
+    print(f"evaluate: {text}")
 
 
 def train_arms(arms: list[str], p: EvaluateParams, info: DatasetInfo, real: Images, synthetic: Images,
@@ -154,6 +166,57 @@ def train_arms(arms: list[str], p: EvaluateParams, info: DatasetInfo, real: Imag
         print(f"evaluate: {arm}: balanced accuracy "
               f"{np.mean([r['balanced_accuracy'] for r in runs[arm]]):.4f} over {len(p.seeds)} seed(s)")
     return runs
+
+
+def sweep_ratios(p: EvaluateParams, info: DatasetInfo, real: Images, synthetic: Images, test: Images,
+                 device: torch.device, runs: dict[str, list[dict]], notes: list[str]) -> list[dict]:
+    """One row per ratio, 0 first: the real_synthetic recipe's scores over the seeds. Ratios that come to
+    the same images (0, a ratio too small to take any, ratios past the cap) share their runs; ratio 0 takes
+    the real arm's, or trains them where that arm would, so a later real arm resumes them."""
+    num_classes = len(info.class_names)
+    real_counts = np.bincount(real.labels, minlength=num_classes)
+    shared = {(0,) * num_classes: runs["real"]} if "real" in runs else {}
+    rows = []
+    for ratio in [0.0, *sorted(p.ratios)]:
+        extra = ratio_subset(synthetic, real_counts, ratio)
+        used = tuple(np.bincount(extra.labels, minlength=num_classes).tolist())
+        if used not in shared:
+            shared[used] = seed_runs(f"ratio{ratio:g}" if ratio else "real", real.plus(extra), p, num_classes,
+                                     test, device)
+        rows.append({"ratio": ratio, "synthetic": len(extra),
+                     **{m: mean_std([r[m] for r in shared[used]]) for m in METRICS}})
+        capped = [name for name, got, want in zip(info.class_names, used, wanted(real_counts, ratio)) if got < want]
+        if capped:
+            note(notes, f"ratio {ratio:g}: capped at the synthetic samples there are, for {', '.join(capped)}")
+        print(f"evaluate: ratio {ratio:g}: {len(extra)} synthetic, balanced accuracy "
+              f"{rows[-1]['balanced_accuracy']['mean']:.4f} over {len(p.seeds)} seed(s)")
+    return rows
+
+
+def ratio_subset(synthetic: Images, real_counts: np.ndarray, ratio: float) -> Images:
+    """Per class, its first floor(ratio x real train count) synthetic images (all it has when fewer),
+    in manifest order."""
+    keep = np.zeros(len(synthetic), dtype=bool)
+    for label, count in enumerate(wanted(real_counts, ratio)):
+        keep[np.flatnonzero(synthetic.labels == label)[:count]] = True
+    return Images(synthetic.images[keep], synthetic.labels[keep])
+
+
+def wanted(real_counts: np.ndarray, ratio: float) -> list[int]:
+    # The epsilon keeps a product like 0.29 x 100 = 28.999... at 29.
+    return [math.floor(ratio * int(count) + 1e-9) for count in real_counts]
+
+
+def seed_runs(name: str, data: Images, p: EvaluateParams, num_classes: int, test: Images,
+              device: torch.device) -> list[dict]:
+    """The test scores of the plain real_synthetic recipe (no weighting, no classic augmentation) on
+    `data`, one run per seed, in data/evaluation/runs/<name>-seed<seed>."""
+    results = []
+    for seed in p.seeds:
+        model, _ = train_classifier(data.images, data.labels, num_classes, p.classifier, p.fit, seed, device,
+                                    paths.EVALUATION_RUNS / f"{name}-seed{seed}", f"evaluate {name} seed {seed}")
+        results.append(test_scores(model, test, num_classes, p.batch_size, device))
+    return results
 
 
 def test_scores(model: classifier.Classifier, test: Images, num_classes: int, batch_size: int,
@@ -199,7 +262,7 @@ def generative(p: EvaluateParams, info: DatasetInfo, real: Images, synthetic: Im
                device: torch.device) -> dict:
     """The synthetic train images against the real test images (a reference no model trained on) on judge
     features; the real train images on the same scale, for comparison; and CAS."""
-    judge = load_judge(info, device)
+    judge = train_judge.load(info, device, str(paths.AUGMENTED))
     feats = {name: classifier.embed(judge, s.images, p.batch_size, device)
              for name, s in (("real", real), ("synthetic", synthetic), ("test", test))}
     out = distances(feats["test"], feats["synthetic"], feats["real"], p)
@@ -245,15 +308,6 @@ def cas(p: EvaluateParams, info: DatasetInfo, synthetic: Images, test: Images, d
     return {metric: rounded(result[metric]) for metric in METRICS}
 
 
-def load_judge(info: DatasetInfo, device: torch.device) -> classifier.Classifier:
-    judge, saved = classifier.load(paths.JUDGE / JUDGE, device)
-    if saved["class_names"] != info.class_names or saved["channels"] != info.channels:
-        raise DataError(f"{paths.JUDGE / JUDGE}: the judge knows classes {saved['class_names']} with "
-                        f"{saved['channels']} channel(s), but data/augmented has {info.class_names} with "
-                        f"{info.channels}; re-run train_judge (dvc repro)")
-    return judge
-
-
 def rounded(value: float) -> float:
     return round(float(value), DIGITS)
 
@@ -261,10 +315,11 @@ def rounded(value: float) -> float:
 def write_plots(out: Path, report: dict, runs: dict[str, list[dict]], info: DatasetInfo, real: Images,
                 synthetic: Images, columns: int) -> None:
     arms = report["arms"]
-    write_csv(out / "arms.csv", [
-        {"arm": arm, "synthetic": int(arm in SYNTHETIC_ARMS),
-         **{f"{m}{suffix}": arms[arm][m][k] for m in METRICS for k, suffix in (("mean", ""), ("std", "_std"))}}
-        for arm in arms])
+    write_csv(out / "arms.csv", [{"arm": arm, "synthetic": int(arm in SYNTHETIC_ARMS), **spread_columns(arms[arm])}
+                                 for arm in arms])
+    if "ratios" in report:
+        write_csv(out / "ratios.csv", [{"ratio": row["ratio"], "synthetic": row["synthetic"], **spread_columns(row)}
+                                       for row in report["ratios"]])
     write_csv(out / "runs.csv", [{"arm": arm, "run": i, **{m: rounded(r[m]) for m in METRICS}}
                                  for arm, results in runs.items() for i, r in enumerate(results)])
     per_class = report.get("generative", {}).get("per_class", {})
@@ -275,6 +330,11 @@ def write_plots(out: Path, report: dict, runs: dict[str, list[dict]], info: Data
     if len(synthetic):
         save_grid(sample_grid(info, real, synthetic, columns), out / "samples.png")
     write_text(out / "report.md", markdown(report, info))
+
+
+def spread_columns(entry: dict) -> dict:
+    """accuracy, accuracy_std, balanced_accuracy, balanced_accuracy_std of a summary entry."""
+    return {f"{m}{suffix}": entry[m][k] for m in METRICS for k, suffix in (("mean", ""), ("std", "_std"))}
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -304,14 +364,15 @@ def markdown(report: dict, info: DatasetInfo) -> str:
              "| arm | accuracy | balanced accuracy | lift (balanced) |", "|---|---:|---:|---:|"]
     lifts = report["lift"]
     for arm, entry in report["arms"].items():
-        acc, bal = entry["accuracy"], entry["balanced_accuracy"]
         gain = lifts.get(arm, {}).get("balanced_accuracy")
-        lines.append(f"| {arm} | {acc['mean']:.4f} ± {acc['std']:.4f} | {bal['mean']:.4f} ± {bal['std']:.4f} | "
+        lines.append(f"| {arm} | {mean_pm_std(entry['accuracy'])} | {mean_pm_std(entry['balanced_accuracy'])} | "
                      f"{'' if gain is None else f'{gain:+.4f}'} |")
     if lifts:
         base = lifts["baseline"]["balanced_accuracy"]
         lines += ["", f"Lift: over the best non-synthetic arm, {base['arm']} ({base['mean']:.4f}); "
                       "means ± standard deviation over the seeds."]
+    if "ratios" in report:
+        lines += ratio_lines(report["ratios"])
     gen = report.get("generative")
     if gen:
         lines += ["", "## Synthetic samples against real test images (judge features)", "",
@@ -326,5 +387,18 @@ def markdown(report: dict, info: DatasetInfo) -> str:
                           f"balanced accuracy {gen['cas']['balanced_accuracy']:.4f}."]
         lines += ["", "Samples: plots/evaluate/samples.png (per class, real then synthetic)."]
     if report["notes"]:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
+        lines += ["", "## Notes", ""] + [f"- {text}" for text in report["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def ratio_lines(rows: list[dict]) -> list[str]:
+    lines = ["", "## Synthetic:real ratio sweep", "",
+             "| ratio | synthetic | accuracy | balanced accuracy |", "|---:|---:|---:|---:|"]
+    lines += [f"| {row['ratio']:g} | {row['synthetic']} | {mean_pm_std(row['accuracy'])} | "
+              f"{mean_pm_std(row['balanced_accuracy'])} |" for row in rows]
+    return lines + ["", "The real_synthetic recipe on all real train images plus, per class, ratio x its real train "
+                        "count of synthetic ones (ratio 0: real only); plot: plots/evaluate/ratios.csv."]
+
+
+def mean_pm_std(entry: dict) -> str:
+    return f"{entry['mean']:.4f} ± {entry['std']:.4f}"

@@ -12,6 +12,7 @@ from components.config import Params
 from components.data.atomic import write_json
 from components.data.manifest import DatasetInfo, read_manifest, read_split
 from components.device import describe, resolve_device
+from components.errors import DataError
 from components.metrics.classification import scores
 from components.models import classifier
 from components.training.checkpoint import save
@@ -47,3 +48,13 @@ def validation(model: classifier.Classifier, info: DatasetInfo, device: torch.de
           f"on {len(labels)} images")
     return {"images": int(len(labels)), "accuracy": round(result["accuracy"], 5),
             "balanced_accuracy": round(result["balanced_accuracy"], 5)}
+
+
+def load(info: DatasetInfo, device: torch.device, where: str) -> classifier.Classifier:
+    """The trained judge, checked against the classes and channels of the images at `where`."""
+    judge, saved = classifier.load(paths.JUDGE / JUDGE, device)
+    if saved["class_names"] != info.class_names or saved["channels"] != info.channels:
+        raise DataError(f"{paths.JUDGE / JUDGE}: the judge knows classes {saved['class_names']} with "
+                        f"{saved['channels']} channel(s), but {where} has {info.class_names} with "
+                        f"{info.channels}; re-run train_judge (dvc repro)")
+    return judge

@@ -55,8 +55,7 @@ def run(params: Params, source: Path = SOURCE) -> dict:
                 shutil.copyfile(src, dst)
             else:
                 upscale_shard(source, shard, dst, model, u.batch_size, device)
-        manifest = manifest.assign(upscale_factor=u.factor, upscaler=weights).astype(
-            {"upscale_factor": "int64", "upscaler": "string"})
+        manifest = provenance(manifest, u.factor, weights)
         write_manifest(out, manifest)
         extra = json.loads((source / INFO).read_text())
         write_json(out / INFO, {**extra, "size": target, "upscale_factor": u.factor, "upscaler": weights})
@@ -67,6 +66,12 @@ def run(params: Params, source: Path = SOURCE) -> dict:
                "upscaler": weights}
     write_json(paths.metrics_file("upscale"), summary)
     return summary
+
+
+def provenance(manifest: pd.DataFrame, factor: int, weights: str | None) -> pd.DataFrame:
+    """The manifest with the columns this stage adds: upscale_factor, upscaler."""
+    return manifest.assign(upscale_factor=factor, upscaler=weights).astype(
+        {"upscale_factor": "int64", "upscaler": "string"})
 
 
 def load_model(factor: int, channels: int, device: torch.device) -> tuple[upscaler.Upscaler | None, str | None]:

@@ -1,0 +1,113 @@
+"""Learning curve: the whole pipeline (params.yaml, with prepare.per_class set to each budget) and its
+evaluation, best synthetic arm against best non-synthetic arm per label budget. Prints a table and writes
+the figures, the machine and the exact command as JSON (--out) and the curve as CSV (--csv, drawn by
+`dvc plots show`: dvc.yaml's top-level plots). Never asserted in tests.
+
+Each budget runs in its own folder under --work, every stage in order (the functions dvc.yaml's stages
+call, in-process, without DVC), so a budget's figures are what `dvc repro` would write with that
+`prepare.per_class`. --set overrides any other param (dotted keys, YAML values), e.g. --set generator.kind=cvae.
+
+    python benchmarks/learning_curve.py --work /tmp/curve --budgets 10 50 100 500
+"""
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from contextlib import chdir
+from pathlib import Path
+
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+
+from components.cli import STAGES  # noqa: E402
+from components.config import load_params  # noqa: E402
+from components.config.quality import SYNTHETIC_ARMS  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="scratch folder (one sub-folder per budget)")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[10, 50, 100, 500])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/learning_curve-cpu-2core.json")
+    parser.add_argument("--csv", type=Path, default=REPO / "benchmarks/results/learning_curve.csv")
+    args = parser.parse_args()
+    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.overrides)}
+
+    rows = []
+    for budget in args.budgets:
+        rows.append(run_budget(args.work / f"per_class-{budget}", {**overrides, "prepare.per_class": budget}))
+        print(table(rows), flush=True)
+    result = {"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]),
+              "overrides": overrides, "budgets": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.csv.write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
+        f"{r['per_class']},{r['best_non_synthetic']['mean']},{r['best_synthetic']['mean']},{r['lift']}\n" for r in rows))
+    print(f"wrote {args.out} and {args.csv}")
+
+
+def run_budget(folder: Path, overrides: dict) -> dict:
+    """Every stage of the pipeline in `folder`; the evaluation's headline figures and the stage times."""
+    folder.mkdir(parents=True, exist_ok=True)
+    params = load_params(REPO / "params.yaml", overrides)
+    seconds = {}
+    with chdir(folder):
+        for name, function in STAGES.items():
+            started = time.perf_counter()
+            function(params)
+            seconds[name] = round(time.perf_counter() - started, 1)
+        report = json.loads(Path("metrics/evaluate.json").read_text())
+        filtered = json.loads(Path("metrics/filter.json").read_text())
+    return summarize(params.prepare.per_class, report, filtered, seconds)
+
+
+def summarize(per_class: int, report: dict, filtered: dict, seconds: dict) -> dict:
+    metric = "balanced_accuracy"
+    arms = {arm: entry[metric] for arm, entry in report["arms"].items()}
+    best = {kind: max(((arm, a) for arm, a in arms.items() if (arm in SYNTHETIC_ARMS) == synthetic),
+                      key=lambda item: item[1]["mean"])
+            for kind, synthetic in (("non_synthetic", False), ("synthetic", True))}
+    gen = report.get("generative", {})
+    return {
+        "per_class": per_class,
+        "arms": arms,
+        "best_non_synthetic": {"arm": best["non_synthetic"][0], **best["non_synthetic"][1]},
+        "best_synthetic": {"arm": best["synthetic"][0], **best["synthetic"][1]},
+        "lift": round(best["synthetic"][1]["mean"] - best["non_synthetic"][1]["mean"], 5),
+        "generative": {key: gen.get(key) for key in ("fd", "fd_floor", "fd_real_train", "kid", "precision",
+                                                    "recall", "cas")},
+        "filter": {"candidates": filtered["candidates"], "accepted": filtered["accepted"], "rate": filtered["rate"],
+                   "rejected": filtered["rejected"]},
+        "seconds": seconds,
+        "total_seconds": round(sum(seconds.values()), 1),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["per_class | best non-synthetic (balanced acc.) | best synthetic | lift | FD / floor | CAS | kept | s"]
+    for r in rows:
+        g = r["generative"]
+        cas = g["cas"]["balanced_accuracy"] if g.get("cas") else float("nan")
+        lines.append(f"{r['per_class']} | {r['best_non_synthetic']['arm']} {r['best_non_synthetic']['mean']:.4f} "
+                     f"± {r['best_non_synthetic']['std']:.4f} | {r['best_synthetic']['arm']} "
+                     f"{r['best_synthetic']['mean']:.4f} ± {r['best_synthetic']['std']:.4f} | {r['lift']:+.4f} | "
+                     f"{g['fd']:.3g} / {g['fd_floor']:.3g} | {cas:.4f} | {r['filter']['rate']:.1%} | "
+                     f"{r['total_seconds']:.0f}")
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""filter: judge every synthetic sample (data/upscaled -> data/filtered), keep those that pass, and top
+up the classes left under their quota.
+
+The checks (components/generation/filtering.py): the judge agrees with the label with enough
+confidence, the outlier score is within a quantile of the real held-out images', and the sample is no
+near-duplicate of a real train image in judge-feature space. A class with fewer passing samples than
+its quota gets more (indices after those generated, through the same generate -> denoise -> upscale
+chain: components/stages/top_up.py) for at most filter.top_up_rounds rounds.
+
+data/filtered keeps every candidate, so rejections can be inspected: the shards, manifest.parquet with
+`filter` (accepted, or the reason), `judge_label`, `judge_confidence`, `nn_distance`, `filter_round` (0:
+generated, r: top-up round r) beside the provenance columns; filter.json (acceptance per class and
+reason, the top-up log) and filter.png (per class: accepted, then rejected samples). assemble keeps the
+accepted rows.
+"""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from components import paths
+from components.config import Params
+from components.config.quality import FilterParams
+from components.data.atomic import atomic_dir, write_json
+from components.data.manifest import INFO, DatasetInfo, read_manifest, read_split, write_manifest
+from components.data.shards import ShardWriter, gather_images, iter_images, shard_path
+from components.device import describe, resolve_device
+from components.errors import DataError
+from components.generation import filtering
+from components.generation.sample import save_grid
+from components.models import classifier
+from components.stages import train_judge
+from components.stages.top_up import Chain
+
+SOURCE = paths.UPSCALED
+SCORES = paths.SCORER / "scores.parquet"  # written by train_scorer: the real images' outlier scores
+REPORT, GRID = "filter.json", "filter.png"
+MIN_RATE = 0.1  # a top-up round assumes at least this acceptance rate when sizing itself
+MIN_REFERENCE = 20  # val images needed to take the realism quantile from them rather than from train
+
+
+def run(params: Params, source: Path = SOURCE) -> dict:
+    f, device = params.filter, resolve_device(params.device)
+    info = DatasetInfo.read(source)
+    candidates = read_manifest(source).assign(filter_round=0)
+    candidates["index"] = candidates.groupby("label").cumcount()
+    judge = train_judge.load(info, device, str(source))
+    real = read_split(paths.PREPARED, "train")[0]
+    if real.shape[1:] != (info.size, info.size, info.channels):
+        raise DataError(f"{source}: samples are {info.size}x{info.size}x{info.channels}, the real train images "
+                        f"{'x'.join(map(str, real.shape[1:]))}; re-run the stages after prepare (dvc repro)")
+    real_features = classifier.embed(judge, real, f.batch_size, device)
+    realism = filtering.realism_threshold(reference_scores(), f.realism_quantile)
+    duplicate = filtering.duplicate_threshold(real_features, f.duplicate_ratio)
+    quota = {int(k): int(n) for k, n in candidates.groupby("label").size().items()}
+    print(f"filter: {len(candidates)} samples on {describe(device)}; keep judge confidence >= {f.min_confidence} "
+          f"(None: off), outlier score <= {realism:.5g}, nearest real distance >= {duplicate:.4g}")
+
+    with atomic_dir(paths.FILTERED) as out:
+        for shard in sorted(candidates["shard"].unique()):
+            dst = shard_path(out, shard)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shard_path(source, shard), dst)
+        scored = judged(candidates, out, judge, real_features, f, device)
+        scored["filter"] = filtering.check(scored, f.min_confidence, realism, duplicate)
+        scored, rounds = top_up(scored, quota, params, info, out, judge, real_features, (realism, duplicate), device)
+        scored["filter"] = filtering.keep_targets(scored, quota, f.max_per_class)
+        manifest = scored.drop(columns="index")
+        write_manifest(out, manifest)
+        write_json(out / INFO, {**json.loads((source / INFO).read_text()), "filter": f.model_dump(mode="json")})
+        report = {**filtering.acceptance(scored, info.class_names), "thresholds": {
+            "min_confidence": f.min_confidence, "outlier_score": None if math.isinf(realism) else round(realism, 6),
+            "nn_distance": round(duplicate, 6)}, "top_up": rounds}
+        write_json(out / REPORT, report)
+        if len(manifest):
+            save_grid(verdict_grid(manifest, out, info, f.grid_columns), out / GRID)
+    print(f"filter: kept {report['accepted']} of {report['candidates']} "
+          f"({report['rate'] if report['rate'] is not None else 0:.1%}); rejected {report['rejected']}")
+    write_json(paths.metrics_file("filter"), report)
+    return report
+
+
+def reference_scores() -> np.ndarray:
+    """Outlier scores of the real images no model trained on: val when it has enough, else train."""
+    try:
+        table = pd.read_parquet(SCORES, columns=["id", "outlier_score"])
+    except FileNotFoundError:
+        raise DataError(f"{SCORES}: missing; the filter's realism check needs the real images' outlier scores: "
+                        "run train_scorer (dvc repro), or set filter.realism_quantile: null") from None
+    real = read_manifest(paths.PREPARED).merge(table, on="id")
+    val = real[real["split"] == "val"]
+    return (val if len(val) >= MIN_REFERENCE else real[real["split"] == "train"])["outlier_score"].to_numpy()
+
+
+def judged(rows: pd.DataFrame, root: Path, judge: classifier.Classifier, real_features: np.ndarray,
+           f: FilterParams, device: torch.device) -> pd.DataFrame:
+    """`rows` with the judge's label and confidence and the distance to the nearest real train image."""
+    label, confidence, distance = (pd.Series(np.nan, index=rows.index) for _ in range(3))
+    for part, images in iter_images(root, rows):
+        probs = classifier.predict_proba(judge, images, f.batch_size, device)
+        label[part.index] = probs.argmax(1)
+        confidence[part.index] = probs[np.arange(len(part)), part["label"].to_numpy()]
+        features = classifier.embed(judge, images, f.batch_size, device)
+        distance[part.index] = filtering.nearest_distance(features, real_features)
+    return rows.assign(judge_label=label.astype("int64"), judge_confidence=confidence.astype("float64"),
+                       nn_distance=distance.astype("float64"))
+
+
+def top_up(scored: pd.DataFrame, quota: dict[int, int], params: Params, info: DatasetInfo, out: Path,
+           judge: classifier.Classifier, real_features: np.ndarray, thresholds: tuple[float, float],
+           device: torch.device) -> tuple[pd.DataFrame, list[dict]]:
+    """Rounds of extra samples for the classes under their target; the log of what each round did."""
+    f, log = params.filter, []
+    short = filtering.shortfall(scored, quota, f.max_per_class)
+    if not short or not f.top_up_rounds:
+        return scored, log
+    chain = Chain.load(params, device, info.class_names, info.channels)
+    with ShardWriter(out, prefix="topup", shard_size=params.generate.shard_size) as writer:
+        for round_ in range(1, f.top_up_rounds + 1):
+            if not short:
+                break
+            frames = []
+            for label, missing in short.items():
+                count = round_size(scored[scored["label"] == label], missing, quota[label], f.top_up_max)
+                start = int(scored.loc[scored["label"] == label, "index"].max()) + 1
+                rows = chain.make(label, start, count, writer)
+                frames.append(rows.assign(filter_round=round_, index=np.arange(start, start + count)))
+            writer.flush()
+            extra = judged(pd.concat(frames, ignore_index=True), out, judge, real_features, f, device)
+            extra["filter"] = filtering.check(extra, f.min_confidence, *thresholds)
+            scored = pd.concat([scored, extra], ignore_index=True)
+            entry = {"round": round_, "short": {info.class_names[k]: n for k, n in short.items()},
+                     "generated": {info.class_names[int(r['label'].iloc[0])]: len(r) for r in frames}}
+            short = filtering.shortfall(scored, quota, f.max_per_class)
+            entry["still_short"] = {info.class_names[k]: n for k, n in short.items()}
+            print(f"filter: top-up round {round_}: {entry['generated']}; still short: {entry['still_short'] or 'none'}")
+            log.append(entry)
+    return scored, log
+
+
+def round_size(rows: pd.DataFrame, missing: int, quota: int, top_up_max: float) -> int:
+    """Candidates to generate for `missing` passing samples at the class's acceptance rate so far."""
+    rate = max((rows["filter"] == filtering.ACCEPTED).mean() if len(rows) else 0.0, MIN_RATE)
+    return max(1, min(math.ceil(missing / rate * 1.1), math.ceil(top_up_max * quota)))
+
+
+def verdict_grid(manifest: pd.DataFrame, root: Path, info: DatasetInfo, columns: int) -> np.ndarray:
+    """(classes, 2 x columns, H, W, C): per class its first `columns` accepted samples, then its first
+    `columns` rejected ones; white where a class has fewer."""
+    grid = np.full((len(info.class_names), 2 * columns, info.size, info.size, info.channels), 255, np.uint8)
+    for label, rows in manifest.groupby("label", sort=True):
+        accepted = rows["filter"] == filtering.ACCEPTED
+        for offset, part in ((0, rows[accepted].head(columns)), (columns, rows[~accepted].head(columns))):
+            if len(part):
+                grid[label, offset:offset + len(part)] = gather_images(root, part)
+    return grid
