@@ -13,9 +13,11 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 .PHONY: setup pipeline test data remote flow clean
 
+# A release-gate refusal (status 3: the synthetic data did not help) is the pipeline's verdict, printed
+# by the version step, not a failure of the command; any other error stops make.
 pipeline: setup
 	dvc repro
-	$(PY) -m components version
+	$(PY) -m components version || [ $$? -eq 3 ]
 
 test: setup
 	$(PY) -m pytest -q

@@ -49,7 +49,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.csv.write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
-        f"{r['per_class']},{r['best_non_synthetic']['mean']},{r['best_synthetic']['mean']},{r['lift']}\n" for r in rows))
+        f"{r['per_class']},{r['best_non_synthetic']['mean']},"
+        f"{r['best_synthetic']['mean'] if r['best_synthetic'] else ''},{'' if r['lift'] is None else r['lift']}\n"
+        for r in rows))
     print(f"wrote {args.out} and {args.csv}")
 
 
@@ -71,16 +73,16 @@ def run_budget(folder: Path, overrides: dict) -> dict:
 def summarize(per_class: int, report: dict, filtered: dict, seconds: dict) -> dict:
     metric = "balanced_accuracy"
     arms = {arm: entry[metric] for arm, entry in report["arms"].items()}
-    best = {kind: max(((arm, a) for arm, a in arms.items() if (arm in SYNTHETIC_ARMS) == synthetic),
-                      key=lambda item: item[1]["mean"])
+    best = {kind: best_arm({arm: a for arm, a in arms.items() if (arm in SYNTHETIC_ARMS) == synthetic})
             for kind, synthetic in (("non_synthetic", False), ("synthetic", True))}
     gen = report.get("generative", {})
+    lift = best["synthetic"]["mean"] - best["non_synthetic"]["mean"] if best["synthetic"] else None
     return {
         "per_class": per_class,
         "arms": arms,
-        "best_non_synthetic": {"arm": best["non_synthetic"][0], **best["non_synthetic"][1]},
-        "best_synthetic": {"arm": best["synthetic"][0], **best["synthetic"][1]},
-        "lift": round(best["synthetic"][1]["mean"] - best["non_synthetic"][1]["mean"], 5),
+        "best_non_synthetic": best["non_synthetic"],
+        "best_synthetic": best["synthetic"],   # None: the filter kept no synthetic sample
+        "lift": None if lift is None else round(lift, 5),
         "generative": {key: gen.get(key) for key in ("fd", "fd_floor", "fd_real_train", "kid", "precision",
                                                     "recall", "cas")},
         "filter": {"candidates": filtered["candidates"], "accepted": filtered["accepted"], "rate": filtered["rate"],
@@ -90,16 +92,26 @@ def summarize(per_class: int, report: dict, filtered: dict, seconds: dict) -> di
     }
 
 
+def best_arm(arms: dict[str, dict]) -> dict | None:
+    if not arms:
+        return None
+    name = max(arms, key=lambda arm: arms[arm]["mean"])
+    return {"arm": name, **arms[name]}
+
+
+def cell(best: dict | None) -> str:
+    return "none" if best is None else f"{best['arm']} {best['mean']:.4f} ± {best['std']:.4f}"
+
+
 def table(rows: list[dict]) -> str:
     lines = ["per_class | best non-synthetic (balanced acc.) | best synthetic | lift | FD / floor | CAS | kept | s"]
     for r in rows:
         g = r["generative"]
-        cas = g["cas"]["balanced_accuracy"] if g.get("cas") else float("nan")
-        lines.append(f"{r['per_class']} | {r['best_non_synthetic']['arm']} {r['best_non_synthetic']['mean']:.4f} "
-                     f"± {r['best_non_synthetic']['std']:.4f} | {r['best_synthetic']['arm']} "
-                     f"{r['best_synthetic']['mean']:.4f} ± {r['best_synthetic']['std']:.4f} | {r['lift']:+.4f} | "
-                     f"{g['fd']:.3g} / {g['fd_floor']:.3g} | {cas:.4f} | {r['filter']['rate']:.1%} | "
-                     f"{r['total_seconds']:.0f}")
+        cas = f"{g['cas']['balanced_accuracy']:.4f}" if g.get("cas") else "-"
+        fd = f"{g['fd']:.3g} / {g['fd_floor']:.3g}" if g.get("fd") is not None else "-"
+        lift = "-" if r["lift"] is None else f"{r['lift']:+.4f}"
+        lines.append(f"{r['per_class']} | {cell(r['best_non_synthetic'])} | {cell(r['best_synthetic'])} | {lift} | "
+                     f"{fd} | {cas} | {r['filter']['rate']:.1%} | {r['total_seconds']:.0f}")
     return "\n".join(lines)
 
 

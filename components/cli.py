@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         args.handler(args)
     except GenaugError as exc:
         print(f"genaug {args.command}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))
 
 
 def parser() -> argparse.ArgumentParser:

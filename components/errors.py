@@ -17,6 +17,13 @@ class VersionError(GenaugError):
     """The dataset cannot be versioned (workspace out of date, git or DVC refused)."""
 
 
+class GateRefused(VersionError):
+    """The release gate refused the version: its synthetic data does not help enough. An outcome, not a
+    fault, so the command line exits with its own status (EXIT_CODE) that scripts can tell apart."""
+
+    exit_code = 3
+
+
 class DivergenceError(GenaugError):
     """Training went wrong (NaN/inf losses, a discriminator that wins every time); the last good
     checkpoint is kept and no final model is written."""

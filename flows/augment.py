@@ -1,5 +1,6 @@
 """The Prefect driver of the pipeline: each dvc.yaml stage is a task (skipped when DVC finds it up to
-date), then the dataset card and metrics become artifacts, then the dataset is versioned.
+date), then the dataset card and metrics become artifacts, then the dataset is versioned (unless the
+release gate refuses it: the flow then completes with the refusal as an artifact).
 
     python -m flows.augment                      # run once, locally
     prefect deploy && prefect deployment run augment/default   # on a work pool (see prefect.yaml)
@@ -14,6 +15,7 @@ from prefect.states import Completed
 
 from components import paths, pipeline
 from components.config import load_params
+from components.errors import GateRefused
 from components.stages import assemble, version
 
 
@@ -55,7 +57,14 @@ def publish(cwd: Path) -> None:
 
 @task
 def version_dataset(cwd: Path, tag: str | None) -> dict:
-    return version.run(load_params(cwd / paths.PARAMS), tag=tag, cwd=cwd)
+    """The version made, or the release gate's refusal: the pipeline's verdict, published, not a failure."""
+    try:
+        return version.run(load_params(cwd / paths.PARAMS), tag=tag, cwd=cwd)
+    except GateRefused as refused:
+        get_run_logger().warning("%s", refused)
+        create_markdown_artifact(key="release-gate", markdown=f"# Release gate\n\n{refused}\n",
+                                 description="version: no new dataset version")
+        return {"tag": None, "created": False, "refused": str(refused)}
 
 
 @flow(name="augment", log_prints=True)

@@ -53,6 +53,7 @@ class DownstreamFitParams(FitParams):
 
     steps: int = Field(300, ge=1)
     lr: float = Field(2e-3, gt=0)
+    ema_decay: float | None = Field(0.99, ge=0, lt=1)   # tested: the EMA weights (steadier than the last step's)
     checkpoint_every: int = Field(150, ge=1)
     keep_checkpoints: int = Field(1, ge=1)
 

@@ -10,12 +10,19 @@ from pathlib import Path
 from typing import Any
 
 
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield an empty temporary folder that replaces `final` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp.chmod(0o777 & ~umask())  # mkdtemp's 0700 would hide the output from other users
     try:
         yield tmp
     except BaseException:
@@ -40,6 +47,7 @@ def atomic_file(final: Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        tmp.chmod(0o666 & ~umask())  # mkstemp's 0600, as if the file had been opened for writing
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

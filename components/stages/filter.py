@@ -15,6 +15,7 @@ accepted rows.
 """
 
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -37,11 +38,12 @@ from components.models import classifier
 from components.stages import train_judge
 from components.stages.top_up import Chain
 
+log = logging.getLogger("genaug")
+
 SOURCE = paths.UPSCALED
 SCORES = paths.SCORER / "scores.parquet"  # written by train_scorer: the real images' outlier scores
 REPORT, GRID = "filter.json", "filter.png"
 MIN_RATE = 0.1  # a top-up round assumes at least this acceptance rate when sizing itself
-MIN_REFERENCE = 20  # val images needed to take the realism quantile from them rather than from train
 
 
 def run(params: Params, source: Path = SOURCE) -> dict:
@@ -86,7 +88,8 @@ def run(params: Params, source: Path = SOURCE) -> dict:
 
 
 def reference_scores() -> np.ndarray:
-    """Outlier scores of the real images no model trained on: val when it has enough, else train."""
+    """Outlier scores of real images the scorer did not train on: the val split's. Without one, the train
+    split's, which the scorer fits closer than any new image: a stricter threshold (with a warning)."""
     try:
         table = pd.read_parquet(SCORES, columns=["id", "outlier_score"])
     except FileNotFoundError:
@@ -94,7 +97,12 @@ def reference_scores() -> np.ndarray:
                         "run train_scorer (dvc repro), or set filter.realism_quantile: null") from None
     real = read_manifest(paths.PREPARED).merge(table, on="id")
     val = real[real["split"] == "val"]
-    return (val if len(val) >= MIN_REFERENCE else real[real["split"] == "train"])["outlier_score"].to_numpy()
+    if len(val):
+        return val["outlier_score"].to_numpy()
+    log.warning("filter: no val images; the realism threshold comes from the train images' outlier scores, "
+                "which the scorer fits closely: expect strict rejections (raise prepare.val_fraction, or set "
+                "filter.realism_quantile: null)")
+    return real[real["split"] == "train"]["outlier_score"].to_numpy()
 
 
 def judged(rows: pd.DataFrame, root: Path, judge: classifier.Classifier, real_features: np.ndarray,

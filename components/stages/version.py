@@ -21,7 +21,7 @@ from components.config import Params
 from components.config.data import GateParams
 from components.config.quality import SYNTHETIC_ARMS
 from components.dvc_cli import dvc, dvc_json
-from components.errors import VersionError
+from components.errors import GateRefused, VersionError
 
 # What a version commit records besides dvc.lock: the configuration and the small metric files.
 COMMITTED = ["dvc.lock", "dvc.yaml", "params.yaml", ".dvc/config"]
@@ -59,7 +59,7 @@ def run(params: Params, tag: str | None = None, cwd: Path = Path(".")) -> dict:
 
 
 def check_gate(gate: GateParams, cwd: Path, current: str | None) -> None:
-    """Raise VersionError unless metrics/evaluate.json clears the release gate."""
+    """Raise GateRefused unless metrics/evaluate.json clears the release gate (VersionError: no metrics)."""
     if not gate.enabled:
         print("release gate: off (version.gate.enabled: false)")
         return
@@ -74,7 +74,7 @@ def check_gate(gate: GateParams, cwd: Path, current: str | None) -> None:
         print(f"release gate: passed: {verdict}")
         return
     kept = f"{current} stays the current version" if current else "no dataset version exists yet"
-    raise VersionError(
+    raise GateRefused(
         f"release gate: refused: {verdict}. No version was tagged or pushed; {kept}; the rejected outputs stay "
         "in the workspace for inspection (data/augmented, metrics/evaluate.json, plots/evaluate/report.md). "
         "To release anyway, lower version.gate.min_lift or set version.gate.enabled: false in params.yaml")

@@ -137,10 +137,15 @@ def test_prefect_flow_skips_current_stages_and_writes_the_same_lock(project, tmp
     run(other, *flow, timeout=900, extra_env=prefect_home)
     assert (other / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
 
-    again = run(other, *flow, timeout=900, extra_env=prefect_home)
+    # Again, now versioning behind a gate no lift can clear: every stage is skipped, and the refusal is
+    # the flow's verdict (it completes), with no tag made.
+    gated = [sys.executable, "-c", "from flows.augment import augment; augment(overrides={"
+             "'version.gate.enabled': True, 'version.gate.min_lift': 1.0})"]
+    again = run(other, *gated, timeout=900, extra_env=prefect_home)
     logs = again.stdout + again.stderr
     for stage in ("prepare", "train_generator", "generate", "assemble"):
         assert f"stage {stage} is up to date: skipped" in logs
+    assert "release gate: refused" in logs and run(other, "git", "tag", "--list").stdout.strip() == ""
 
 
 def test_version_tags_once_and_a_consumer_gets_it_back(project, tmp_path):

@@ -5,8 +5,9 @@ import json
 import subprocess
 
 import pytest
+import yaml
 
-from components import paths
+from components import cli, paths
 from components.config import validate
 from components.config.data import GateParams
 from components.errors import VersionError
@@ -82,6 +83,21 @@ def test_a_refused_version_tags_and_pushes_nothing(repo):
 
     out = version.run(params(enabled=False), cwd=root)
     assert out == {"tag": "dataset-v2", "created": True, "data": "new.dir"}
+
+
+def test_the_command_line_exits_3_on_a_refusal_and_2_on_an_error(repo, monkeypatch, capsys):
+    """`make pipeline` reports a refusal as the pipeline's outcome (status 3), but stops on an error (2)."""
+    root, _ = repo
+    monkeypatch.chdir(root)
+    (root / "params.yaml").write_text(yaml.safe_dump(params().model_dump(mode="json")))
+    with pytest.raises(SystemExit) as missing:
+        cli.main(["version"])
+    assert missing.value.code == 2 and "evaluate.json: missing" in capsys.readouterr().err
+    (root / paths.METRICS).mkdir()
+    (root / paths.metrics_file("evaluate")).write_text(json.dumps(report(real=0.8, real_synthetic=0.6)))
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["version"])
+    assert refused.value.code == 3 and "release gate: refused" in capsys.readouterr().err
 
 
 def test_a_missing_evaluation_is_named(repo):

@@ -1,5 +1,8 @@
 """Shards, the manifest schema and atomic outputs."""
 
+import os
+import stat
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,3 +84,15 @@ def test_write_json_replaces_atomically(tmp_path):
     write_json(tmp_path / "m.json", {"b": 1, "a": 2})
     assert (tmp_path / "m.json").read_text().startswith('{\n  "a": 2')
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_outputs_get_the_usual_permissions_not_the_temp_files_private_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "metrics.json", {"a": 1})
+        with atomic_dir(tmp_path / "out") as out:
+            (out / "x").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
