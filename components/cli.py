@@ -12,7 +12,7 @@ from pathlib import Path
 
 from components import paths
 from components.config import Params, load_params
-from components.errors import GenaugError
+from components.errors import GateRefused, GenaugError
 from components.stages import (assemble, denoise, evaluate, generate, prepare, train_denoiser, train_generator,
                                train_judge, train_scorer, train_upscaler, upscale, version)
 from components.stages import filter as filter_samples
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.handler(args)
     except GenaugError as exc:
-        print(f"genaug {args.command}: error: {exc}", file=sys.stderr)
+        kind = "" if isinstance(exc, GateRefused) else "error: "  # a verdict, not a fault
+        print(f"genaug {args.command}: {kind}{exc}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))
 
 

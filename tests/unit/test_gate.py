@@ -97,7 +97,7 @@ def test_the_command_line_exits_3_on_a_refusal_and_2_on_an_error(repo, monkeypat
     (root / paths.metrics_file("evaluate")).write_text(json.dumps(report(real=0.8, real_synthetic=0.6)))
     with pytest.raises(SystemExit) as refused:
         cli.main(["version"])
-    assert refused.value.code == 3 and "release gate: refused" in capsys.readouterr().err
+    assert refused.value.code == 3 and "genaug version: release gate: refused" in capsys.readouterr().err
 
 
 def test_a_missing_evaluation_is_named(repo):
