@@ -19,7 +19,7 @@ class VersionError(GenaugError):
 
 class GateRefused(VersionError):
     """The release gate refused the version: its synthetic data does not help enough. An outcome, not a
-    fault, so the command line exits with its own status (EXIT_CODE) that scripts can tell apart."""
+    fault, so the command line exits with its own status (exit_code) that scripts can tell apart."""
 
     exit_code = 3
 

@@ -15,7 +15,7 @@ filter.max_per_class (`cap`). A rejected sample's reason is its first failing ch
 import numpy as np
 import pandas as pd
 
-from components.metrics.distances import blocks, squared_distances
+from components.metrics.distances import blocks, kth_neighbour_sq, squared_distances
 
 ACCEPTED = "accepted"
 CHECKS = ("label", "realism", "duplicate")
@@ -34,13 +34,8 @@ def duplicate_threshold(real_features: np.ndarray, ratio: float | None) -> float
     median distance from each real train image to its nearest other one (0 when off or too few images)."""
     if ratio is None or len(real_features) < 2:
         return 0.0
-    x = np.asarray(real_features, np.float64)
-    nearest = []
-    for start, block in enumerate_blocks(x, len(x)):
-        d = squared_distances(block, x)
-        d[np.arange(len(block)), start + np.arange(len(block))] = np.inf  # not itself
-        nearest.append(d.min(1))
-    return ratio * float(np.median(np.sqrt(np.concatenate(nearest))))
+    nearest_sq = kth_neighbour_sq(np.asarray(real_features, np.float64), 1)  # 0: the point itself
+    return ratio * float(np.median(np.sqrt(nearest_sq)))
 
 
 def nearest_distance(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -49,13 +44,6 @@ def nearest_distance(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     if not len(x):
         return np.empty(0)
     return np.sqrt(np.concatenate([squared_distances(block, ref).min(1) for block in blocks(x, len(ref))]))
-
-
-def enumerate_blocks(x: np.ndarray, columns: int):
-    start = 0
-    for block in blocks(x, columns):
-        yield start, block
-        start += len(block)
 
 
 def check(scores: pd.DataFrame, min_confidence: float | None, realism: float, duplicate: float) -> pd.Series:

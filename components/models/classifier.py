@@ -130,6 +130,13 @@ def embed(model: Classifier, images: np.ndarray, batch_size: int, device: torch.
     return run(model, images, batch_size, device, lambda x: model.features(x).float(), model.num_features)
 
 
+@torch.no_grad()
+def proba_from_features(model: Classifier, features: np.ndarray, device: torch.device) -> np.ndarray:
+    """Class probabilities (N, num_classes) float32 from `embed`'s features: predict_proba without running
+    the body a second time when both are wanted."""
+    return model.head(torch.from_numpy(features).to(device)).float().softmax(dim=1).cpu().numpy()
+
+
 def run(model: Classifier, images: np.ndarray, batch_size: int, device: torch.device,
         head: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
     """`head` over the images batch by batch in eval mode, collected on the host; the model's mode is restored."""

@@ -24,6 +24,7 @@ from components.data.manifest import DatasetInfo, read_manifest, write_manifest
 from components.data.shards import ShardWriter, gather_images
 from components.errors import DataError
 from components.generation.sample import save_grid
+from components.stages import filter as filter_stage
 
 log = logging.getLogger("genaug")
 
@@ -32,7 +33,6 @@ SCORES = paths.SCORER / "scores.parquet"  # written by train_scorer
 # The params sections the augmented data depends on (dvc.yaml lists the same for this stage).
 DATA_PARAMS = ("seed", "prepare", "generator", "train_generator", "generate", "train_scorer", "train_denoiser",
                "denoise", "train_upscaler", "upscale", "train_judge", "filter")
-FILTER_REPORT = "filter.json"  # written by the filter stage beside its manifest
 
 
 def run(params: Params, synthetic: Path | None = paths.FILTERED, scores: Path = SCORES) -> dict:
@@ -124,8 +124,10 @@ def read_synthetic(root: Path, real: DatasetInfo) -> pd.DataFrame:
 
 def filter_report(synthetic: Path | None) -> dict | None:
     """The filter's acceptance summary (filter.json beside the synthetic manifest), if there is one."""
-    path = Path(synthetic) / FILTER_REPORT if synthetic is not None else None
-    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+    if synthetic is None:
+        return None
+    path = Path(synthetic) / filter_stage.REPORT
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def reshard(out: Path, parts: list[tuple[Path, pd.DataFrame]], shard_size: int) -> pd.DataFrame:

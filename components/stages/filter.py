@@ -110,10 +110,10 @@ def judged(rows: pd.DataFrame, root: Path, judge: classifier.Classifier, real_fe
     """`rows` with the judge's label and confidence and the distance to the nearest real train image."""
     label, confidence, distance = (pd.Series(np.nan, index=rows.index) for _ in range(3))
     for part, images in iter_images(root, rows):
-        probs = classifier.predict_proba(judge, images, f.batch_size, device)
+        features = classifier.embed(judge, images, f.batch_size, device)
+        probs = classifier.proba_from_features(judge, features, device)
         label[part.index] = probs.argmax(1)
         confidence[part.index] = probs[np.arange(len(part)), part["label"].to_numpy()]
-        features = classifier.embed(judge, images, f.batch_size, device)
         distance[part.index] = filtering.nearest_distance(features, real_features)
     return rows.assign(judge_label=label.astype("int64"), judge_confidence=confidence.astype("float64"),
                        nn_distance=distance.astype("float64"))

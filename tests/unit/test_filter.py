@@ -14,7 +14,7 @@ from components.config import validate
 from components.data.manifest import DatasetInfo, read_manifest, read_split
 from components.data.shards import gather_images
 from components.data.sources import sklearn_digits_path
-from components.errors import ParamsError
+from components.errors import DataError, ParamsError
 from components.generation import filtering
 from components.stages import (assemble, denoise, generate, prepare, train_denoiser, train_generator, train_judge,
                                train_scorer, train_upscaler, upscale)
@@ -187,3 +187,9 @@ def test_a_class_under_quota_is_topped_up_with_what_the_stages_would_make(tmp_pa
     theirs = redone.loc[mine["id"]].reset_index()
     assert np.array_equal(gather_images(paths.FILTERED, mine), gather_images(paths.UPSCALED, theirs))
     assert np.allclose(mine["outlier_score"].to_numpy(), theirs["outlier_score"].to_numpy(), rtol=1e-5)
+
+
+def test_a_missing_scorer_output_names_the_stage_and_the_way_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="scores.parquet: missing.*run train_scorer.*realism_quantile: null"):
+        filter_stage.reference_scores()
