@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 
 from components import paths
 from components.config import Params, validate
@@ -32,15 +30,6 @@ SMALL = {
     "device": "cpu",
 }
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Import into a test module: these nets are too small to gain from threads, and a second thread
-    waiting on a core another job holds made the tests ~20x slower on the 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_params(**sections) -> Params:

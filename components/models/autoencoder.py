@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.errors import DataError
+from components.models import model_file
 from components.models.cgan import norm, to_uint8
 from components.models.classifier import to_input
 
@@ -145,26 +146,11 @@ def check_images(images: np.ndarray, channels: int) -> None:
 
 def export(model: Autoencoder, kind: str, step: int) -> dict:
     """What scorer.pt / denoiser.pt hold: the weights and all that is needed to rebuild the model."""
-    return {
-        "kind": kind,
-        "arch": dict(model.arch),
-        "channels": model.channels,
-        "size": model.size,
-        "step": step,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
+    return model_file.fields(model, kind, step, arch=dict(model.arch), channels=model.channels, size=model.size)
 
 
 def load(path: Path, kind: str, device: torch.device) -> tuple[Autoencoder, dict]:
     """Rebuild the `kind` model ("scorer" or "denoiser") saved by `export`: (model in eval mode on `device`, fields)."""
-    path = Path(path)
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no trained {kind}; run the train_{kind} stage first") from None
-    if saved.get("kind") != kind:
-        raise DataError(f"{path}: holds a {saved.get('kind')!r} model, not a {kind!r} one")
-    with torch.random.fork_rng(devices=[]):
-        model = Autoencoder(saved["channels"], saved["size"], **saved["arch"])
-    model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval().requires_grad_(False), saved
+    saved = model_file.read(path, kind, f"no trained {kind}; run the train_{kind} stage first")
+    return model_file.rebuild(saved, lambda: Autoencoder(saved["channels"], saved["size"], **saved["arch"]),
+                              device), saved

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from components.config.generator import GeneratorParams
-from components.errors import DataError
+from components.models import model_file
 
 KIND = "cgan"
 
@@ -147,27 +147,13 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def export(generator: Generator, params: GeneratorParams, class_names: list[str], step: int) -> dict:
     """What generator.pt holds: the weights and all that is needed to rebuild the model."""
-    return {
-        "kind": KIND,
-        "arch": params.model_dump(mode="json"),
-        "class_names": list(class_names),
-        "channels": generator.channels,
-        "step": step,
-        "state_dict": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
-    }
+    return model_file.fields(generator, KIND, step, arch=params.model_dump(mode="json"),
+                             class_names=list(class_names), channels=generator.channels)
 
 
 def load(path: Path, device: torch.device) -> tuple[Generator, dict]:
     """Rebuild the generator saved by `export`; returns it (eval mode, on `device`) and the file's fields."""
-    path = Path(path)
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no trained generator; run the train_generator stage first") from None
-    if saved.get("kind") != KIND:
-        raise DataError(f"{path}: holds a {saved.get('kind')!r} model, not a {KIND!r} one")
+    saved = model_file.read(path, KIND, "no trained generator; run the train_generator stage first")
     params = GeneratorParams.model_validate(saved["arch"])
-    with torch.random.fork_rng(devices=[]):
-        generator = Generator(params, len(saved["class_names"]), saved["channels"])
-    generator.load_state_dict(saved["state_dict"])
-    return generator.to(device).eval().requires_grad_(False), saved
+    return model_file.rebuild(saved, lambda: Generator(params, len(saved["class_names"]), saved["channels"]),
+                              device), saved

@@ -16,6 +16,7 @@ from torch import nn
 
 from components.config.classifier import ClassifierParams
 from components.errors import DataError
+from components.models import model_file
 
 MIN_SIZE = 8
 KIND = "classifier"
@@ -85,31 +86,16 @@ def export(model: Classifier, params: ClassifierParams, class_names: list[str], 
     """What judge.pt holds: the weights and all that is needed to rebuild the model."""
     if len(class_names) != model.num_classes:
         raise DataError(f"{len(class_names)} class names for a classifier of {model.num_classes} classes")
-    return {
-        "kind": KIND,
-        "arch": params.model_dump(mode="json"),
-        "class_names": list(class_names),
-        "channels": model.channels,
-        "size": size,
-        "step": step,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
+    return model_file.fields(model, KIND, step, arch=params.model_dump(mode="json"), class_names=list(class_names),
+                             channels=model.channels, size=size)
 
 
 def load(path: Path, device: torch.device) -> tuple[Classifier, dict]:
     """Rebuild the classifier saved by `export`; returns it (eval mode, on `device`) and the file's fields."""
-    path = Path(path)
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no trained classifier; run the stage that trains it (train_judge) first") from None
-    if saved.get("kind") != KIND:
-        raise DataError(f"{path}: holds a {saved.get('kind')!r} model, not a {KIND!r} one")
+    saved = model_file.read(path, KIND, "no trained classifier; run the stage that trains it (train_judge) first")
     params = ClassifierParams.model_validate(saved["arch"])
-    with torch.random.fork_rng(devices=[]):
-        model = Classifier(params, len(saved["class_names"]), saved["channels"])
-    model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval().requires_grad_(False), saved
+    return model_file.rebuild(saved, lambda: Classifier(params, len(saved["class_names"]), saved["channels"]),
+                              device), saved
 
 
 def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:

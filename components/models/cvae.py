@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.config.generator import GeneratorParams
-from components.errors import DataError
+from components.models import model_file
 from components.models.cgan import kernel, norm, sides, widths
 
 KIND = "cvae"
@@ -133,27 +133,13 @@ def reconstruction_nll(logits: torch.Tensor, images: torch.Tensor, likelihood: s
 def export(model: CVAE, params: GeneratorParams, class_names: list[str], step: int) -> dict:
     """What generator.pt holds for a cVAE: the decoder's weights and all needed to rebuild it (the
     encoder is only for training and stays in the checkpoints)."""
-    return {
-        "kind": KIND,
-        "arch": params.model_dump(mode="json"),
-        "class_names": list(class_names),
-        "channels": model.decoder.channels,
-        "step": step,
-        "state_dict": {k: v.detach().cpu() for k, v in model.decoder.state_dict().items()},
-    }
+    return model_file.fields(model.decoder, KIND, step, arch=params.model_dump(mode="json"),
+                             class_names=list(class_names), channels=model.decoder.channels)
 
 
 def load(path: Path, device: torch.device) -> tuple[Decoder, dict]:
     """Rebuild the decoder saved by `export`; returns it (eval mode, on `device`) and the file's fields."""
-    path = Path(path)
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no trained generator; run the train_generator stage first") from None
-    if saved.get("kind") != KIND:
-        raise DataError(f"{path}: holds a {saved.get('kind')!r} model, not a {KIND!r} one")
+    saved = model_file.read(path, KIND, "no trained generator; run the train_generator stage first")
     params = GeneratorParams.model_validate(saved["arch"])
-    with torch.random.fork_rng(devices=[]):
-        decoder = Decoder(params, len(saved["class_names"]), saved["channels"])
-    decoder.load_state_dict(saved["state_dict"])
-    return decoder.to(device).eval().requires_grad_(False), saved
+    return model_file.rebuild(saved, lambda: Decoder(params, len(saved["class_names"]), saved["channels"]),
+                              device), saved

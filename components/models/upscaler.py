@@ -17,6 +17,7 @@ from torch import nn
 
 from components.device import autocast
 from components.errors import DataError
+from components.models import model_file
 
 KIND = "upscaler"
 FACTORS = (2, 4)
@@ -117,24 +118,11 @@ def batched(function, images: np.ndarray, factor: int, batch_size: int, device: 
 
 def export(model: Upscaler, step: int) -> dict:
     """What upscaler.pt holds: the weights and all that is needed to rebuild the net."""
-    return {
-        "kind": KIND,
-        "arch": {"factor": model.factor, "channels": model.channels, "width": model.width, "blocks": model.blocks},
-        "step": step,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
+    return model_file.fields(model, KIND, step, arch={"factor": model.factor, "channels": model.channels,
+                                                      "width": model.width, "blocks": model.blocks})
 
 
 def load(path: Path, device: torch.device) -> tuple[Upscaler, dict]:
     """Rebuild the net saved by `export`; returns it (eval mode, on `device`) and the file's fields."""
-    path = Path(path)
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no trained upscaler; run the train_upscaler stage first") from None
-    if saved.get("kind") != KIND:
-        raise DataError(f"{path}: holds a {saved.get('kind')!r} model, not an {KIND!r} one")
-    with torch.random.fork_rng(devices=[]):
-        model = Upscaler(**saved["arch"])
-    model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval().requires_grad_(False), saved
+    saved = model_file.read(path, KIND, "no trained upscaler; run the train_upscaler stage first")
+    return model_file.rebuild(saved, lambda: Upscaler(**saved["arch"]), device), saved

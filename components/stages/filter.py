@@ -60,8 +60,10 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     realism = filtering.realism_threshold(reference_scores(), f.realism_quantile)
     duplicate = filtering.duplicate_threshold(real_features, f.duplicate_ratio)
     quota = {int(k): int(n) for k, n in candidates.groupby("label").size().items()}
-    print(f"filter: {len(candidates)} samples on {describe(device)}; keep judge confidence >= {f.min_confidence} "
-          f"(None: off), outlier score <= {realism:.5g}, nearest real distance >= {duplicate:.4g}")
+    checks = ["label off" if f.min_confidence is None else f"label (judge confidence >= {f.min_confidence})",
+              "realism off" if f.realism_quantile is None else f"realism (outlier score <= {realism:.5g})",
+              "duplicate off" if f.duplicate_ratio is None else f"duplicate (nearest real distance >= {duplicate:.4g})"]
+    print(f"filter: {len(candidates)} samples on {describe(device)}; checks: {', '.join(checks)}")
 
     with atomic_dir(paths.FILTERED) as out:
         for shard in sorted(candidates["shard"].unique()):

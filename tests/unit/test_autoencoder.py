@@ -17,16 +17,10 @@ from components.errors import DataError
 from components.models import autoencoder
 from components.stages import assemble, prepare, train_scorer
 from components.training.autoencoder import train_scorer as fit_scorer
+from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
 CPU = torch.device("cpu")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("latent_dim", [8, None])

@@ -7,19 +7,11 @@ import torch
 from components.config.classifier import ClassifierParams
 from components.errors import DataError
 from components.models.classifier import build, embed, predict_proba, to_input
+from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
 CPU = torch.device("cpu")
 SMALL = ClassifierParams(width=8)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tensors this small gain nothing from threads, and a second thread waiting on a busy core
-    # (another job on a 2-core box) stalled each forward pass ~0.3 s: 1 s of tests took 30.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def images(n: int, size: int, channels: int, seed: int = 0) -> np.ndarray:

@@ -22,19 +22,12 @@ from components.stages import generate as generate_stage
 from components.stages import prepare
 from components.stages import train_generator as train_stage
 from components.training.cvae import train_cvae
+from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
 CPU = torch.device("cpu")
 TINY = dict(latent_dim=8, width=8, embed_dim=4, max_width=32)
 DIGITS = [0, 1, 7]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tensors this small gain nothing from a second thread, which stalls when another job holds a core.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

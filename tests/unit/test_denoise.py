@@ -22,22 +22,17 @@ from components.models import autoencoder
 from components.stages import denoise, prepare, train_denoiser, train_scorer
 from components.training.autoencoder import at_size
 from components.training.autoencoder import train_denoiser as fit_denoiser
+from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
 CPU = torch.device("cpu")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def fashion() -> tuple[np.ndarray, np.ndarray]:
-    """500 Fashion-MNIST train images at 14x14 (the default generator size): 400 to train, 100 held out."""
+    """500 Fashion-MNIST train images at 14x14 (the cascade's generator size, quick to train): 400 to train, 100
+    held out."""
     if not FASHION.is_dir():
         pytest.skip(f"{FASHION} missing (apt-get install dataset-fashion-mnist)")
     images = at_size(read_idx(FASHION / "train-images-idx3-ubyte.gz")[:500, :, :, None], 14)

@@ -20,7 +20,7 @@ from components.stages import (assemble, denoise, generate, prepare, train_denoi
                                train_scorer, train_upscaler, upscale)
 from components.stages import filter as filter_stage
 from tests.quality_data import FASHION_MNIST, planted, small_params, write_synthetic
-from tests.quality_data import one_thread  # noqa: F401 (an autouse fixture)
+from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
 
 def frame(**columns) -> pd.DataFrame:

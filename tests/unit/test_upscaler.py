@@ -21,18 +21,10 @@ from components.models import upscaler
 from components.stages import prepare, train_upscaler, upscale
 from components.training.fit import fit
 from components.training.trainer import resize
+from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
 CPU = torch.device("cpu")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors gain nothing from threads, and a second thread waiting on a core that another job
-    # holds stalls every step (as in test_classifier.py).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def rectangles(n: int, size: int, channels: int = 1, seed: int = 0) -> np.ndarray:
