@@ -18,6 +18,10 @@ TINY = {
     "prepare.per_class": 12,
     "prepare.classes": ["Trouser", "Bag", "Sneaker"],
     "prepare.shard_size": 16,
+    # The cascade (generator at 14, SR x2), not the default 28 x 1: the project then runs every stage's
+    # real work, and test_upscale_factor_1_generates_at_full_size_without_sr switches to the default.
+    "generator.size": 14,
+    "upscale.factor": 2,
     "generator.width": 8,
     "generator.embed_dim": 8,
     "generator.latent_dim": 16,

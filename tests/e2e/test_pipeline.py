@@ -88,7 +88,7 @@ def test_cvae_with_denoise_off(tmp_path):
 
 
 def test_cascade_generates_at_half_size_and_upscales(project):
-    """The default cascade: the generator at 14x14, the samples brought to 28x28 by the SR net."""
+    """The cascade (the project's params): the generator at 14x14, the samples brought to 28x28 by the SR net."""
     root, first = project
     for stage in ("train_upscaler", "upscale"):
         assert f"Running stage '{stage}'" in first.stdout
@@ -203,7 +203,8 @@ def test_killed_repro_resumes_training_to_the_same_generator(tmp_path):
 
 
 def test_upscale_factor_1_generates_at_full_size_without_sr(project):
-    """generator.size 28 and upscale.factor 1: no SR net is trained, and upscale passes the samples through."""
+    """generator.size 28 and upscale.factor 1 (the default): no SR net is trained, and upscale passes the
+    samples through."""
     root, _ = project
     set_params(root, {"generator.size": 28, "upscale.factor": 1})
     out = dvc(root, "repro", "assemble")
