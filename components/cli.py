@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     except GenaugError as exc:
         kind = "" if isinstance(exc, GateRefused) else "error: "  # a verdict, not a fault
         print(f"genaug {args.command}: {kind}{exc}", file=sys.stderr)
-        sys.exit(getattr(exc, "exit_code", 2))
+        sys.exit(exc.exit_code)
 
 
 def parser() -> argparse.ArgumentParser:

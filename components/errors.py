@@ -2,7 +2,9 @@
 
 
 class GenaugError(Exception):
-    """Base of every error meant for the user; the CLI prints it without a traceback."""
+    """Base of every error meant for the user; the CLI prints it without a traceback and exits with exit_code."""
+
+    exit_code = 2
 
 
 class ParamsError(GenaugError):

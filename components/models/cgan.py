@@ -19,6 +19,7 @@ from components.config.generator import GeneratorParams
 from components.models import model_file
 
 KIND = "cgan"
+MISSING = "no trained generator; run the train_generator stage first"  # either kind's generator.pt
 
 
 def sides(size: int) -> list[int]:
@@ -153,7 +154,11 @@ def export(generator: Generator, params: GeneratorParams, class_names: list[str]
 
 def load(path: Path, device: torch.device) -> tuple[Generator, dict]:
     """Rebuild the generator saved by `export`; returns it (eval mode, on `device`) and the file's fields."""
-    saved = model_file.read(path, KIND, "no trained generator; run the train_generator stage first")
+    return from_saved(model_file.read(path, KIND, MISSING), device)
+
+
+def from_saved(saved: dict, device: torch.device) -> tuple[Generator, dict]:
+    """The generator in the fields `model_file.read` gave (as `load`)."""
     params = GeneratorParams.model_validate(saved["arch"])
     return model_file.rebuild(saved, lambda: Generator(params, len(saved["class_names"]), saved["channels"]),
                               device), saved

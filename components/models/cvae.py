@@ -17,7 +17,7 @@ from torch import nn
 
 from components.config.generator import GeneratorParams
 from components.models import model_file
-from components.models.cgan import kernel, norm, sides, widths
+from components.models.cgan import MISSING, kernel, norm, sides, widths
 
 KIND = "cvae"
 # The Gaussian likelihood's noise scale is fitted per batch; this floor (half a grey level in [-1, 1]
@@ -139,7 +139,11 @@ def export(model: CVAE, params: GeneratorParams, class_names: list[str], step: i
 
 def load(path: Path, device: torch.device) -> tuple[Decoder, dict]:
     """Rebuild the decoder saved by `export`; returns it (eval mode, on `device`) and the file's fields."""
-    saved = model_file.read(path, KIND, "no trained generator; run the train_generator stage first")
+    return from_saved(model_file.read(path, KIND, MISSING), device)
+
+
+def from_saved(saved: dict, device: torch.device) -> tuple[Decoder, dict]:
+    """The decoder in the fields `model_file.read` gave (as `load`)."""
     params = GeneratorParams.model_validate(saved["arch"])
     return model_file.rebuild(saved, lambda: Decoder(params, len(saved["class_names"]), saved["channels"]),
                               device), saved
