@@ -57,25 +57,25 @@ def row(path: str, seed: int, run: dict) -> dict:
     gen = budget["generative"]
     return {"path": path, "seed": seed, "real": budget["best_non_synthetic"]["mean"],
             "best_synthetic": budget["best_synthetic"]["mean"], "best_synthetic_arm": budget["best_synthetic"]["arm"],
-            "lift": budget["lift"], "fd": gen["fd"], "precision": gen["precision"], "recall": gen["recall"],
+            "real_synthetic": budget["arms"]["real_synthetic"]["mean"], "lift": budget["lift"], "fd": gen["fd"], "precision": gen["precision"], "recall": gen["recall"],
             "cas": gen["cas"]["balanced_accuracy"], "kept": budget["filter"]["rate"],
             "train_generator_s": budget["seconds"]["train_generator"],
             "train_upscaler_s": budget["seconds"]["train_upscaler"], "total_s": budget["total_seconds"]}
 
 
 def mean_of(rows: list[dict]) -> dict:
-    keys = ("real", "best_synthetic", "lift", "fd", "cas", "kept", "total_s")
+    keys = ("real", "best_synthetic", "real_synthetic", "lift", "fd", "cas", "kept", "total_s")
     out = {key: round(statistics.mean(r[key] for r in rows), 4) for key in keys}
     out["best_synthetic_std"] = round(statistics.pstdev(r["best_synthetic"] for r in rows), 4)
     return out
 
 
 def table(rows: list[dict], summary: dict) -> str:
-    lines = ["path | seed | real | best synthetic | lift | FD | CAS | kept | pipeline s"]
+    lines = ["path | seed | real | best synthetic | real_synthetic | lift | FD | CAS | kept | pipeline s"]
     lines += [f"{r['path']} | {r['seed']} | {r['real']:.4f} | {r['best_synthetic']:.4f} ({r['best_synthetic_arm']}) | "
-              f"{r['lift']:+.4f} | {r['fd']:.2f} | {r['cas']:.4f} | {r['kept']:.1%} | {r['total_s']:.0f}" for r in rows]
+              f"{r['real_synthetic']:.4f} | {r['lift']:+.4f} | {r['fd']:.2f} | {r['cas']:.4f} | {r['kept']:.1%} | {r['total_s']:.0f}" for r in rows]
     lines += [f"{path} | mean | {m['real']:.4f} | {m['best_synthetic']:.4f} ± {m['best_synthetic_std']:.4f} | "
-              f"{m['lift']:+.4f} | {m['fd']:.2f} | {m['cas']:.4f} | {m['kept']:.1%} | {m['total_s']:.0f}"
+              f"{m['real_synthetic']:.4f} | {m['lift']:+.4f} | {m['fd']:.2f} | {m['cas']:.4f} | {m['kept']:.1%} | {m['total_s']:.0f}"
               for path, m in summary.items()]
     return "\n".join(lines)
 
