@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from components.data.atomic import atomic_file
-from components.errors import DataError
+from components.models import model_file
 
 PATTERN = re.compile(r"^step-(\d{7,})\.pt$")
 
@@ -24,12 +24,7 @@ def save(path: Path, state: dict) -> None:
 
 
 def load(path: Path) -> dict:
-    try:
-        return torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such checkpoint") from None
-    except (RuntimeError, EOFError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable checkpoint ({exc}); delete it to resume from an earlier one") from None
+    return model_file.load_dict(path, "no such checkpoint", "delete it to resume from an earlier one")
 
 
 def step_of(path: Path) -> int:
