@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 from components import paths  # noqa: E402
 from components.config import load_params  # noqa: E402
 from components.config.classifier import ClassifierParams  # noqa: E402
-from components.config.quality import DownstreamFitParams  # noqa: E402
+from components.config.quality import ClassifierFitParams  # noqa: E402
 from components.config.training import FitParams  # noqa: E402
 from components.data.manifest import read_manifest, read_split  # noqa: E402
 from components.data.shards import gather_images  # noqa: E402
@@ -159,7 +159,7 @@ def downstream(real, real_labels, synthetic, synthetic_labels, test, test_labels
         images, labels = np.concatenate([real, synthetic]), np.concatenate([real_labels, synthetic_labels])
     scores = []
     for seed in seeds:
-        model, _ = train_classifier(images, labels, 10, ClassifierParams(), DownstreamFitParams(), seed, device,
+        model, _ = train_classifier(images, labels, 10, ClassifierParams(), ClassifierFitParams(), seed, device,
                                     Path(work) / f"downstream-{'synthetic' if synthetic is not None else 'real'}-{seed}",
                                     "downstream")
         scores.append(accuracy(model, test, test_labels, device))

@@ -11,6 +11,7 @@ from components.config.base import Section
 from components.config.data import AssembleParams, PrepareParams, Source, VersionParams
 from components.config.generator import GenerateParams, GeneratorParams, TrainGeneratorParams, valid_size
 from components.config.quality import EvaluateParams, FilterParams, TrainJudgeParams
+from components.config.transforms import ClassicParams
 from components.config.upscale import TrainUpscalerParams, UpscaleParams
 from components.errors import ParamsError
 
@@ -30,11 +31,19 @@ class Params(Section):
     denoise: DenoiseParams = DenoiseParams()
     train_upscaler: TrainUpscalerParams = TrainUpscalerParams()
     upscale: UpscaleParams = UpscaleParams()
+    classic: ClassicParams = ClassicParams()   # the classifiers' augmentation: the judge's and the *_classic arms'
     train_judge: TrainJudgeParams = TrainJudgeParams()
     filter: FilterParams = FilterParams()
     assemble: AssembleParams = AssembleParams()
     evaluate: EvaluateParams = EvaluateParams()
     version: VersionParams = VersionParams()
+
+    @model_validator(mode="after")
+    def _no_mirrored_digits(self) -> "Params":
+        if self.prepare.source.kind == "sklearn-digits" and self.classic.hflip:
+            raise ValueError("classic.hflip is true, but prepare.source is sklearn-digits: a mirrored digit is no "
+                             "digit (or another one). Set classic.hflip: false")
+        return self
 
     @model_validator(mode="after")
     def _cascade_sizes(self) -> "Params":

@@ -69,6 +69,7 @@ class TrainGeneratorParams(Section):
     loss: Literal["hinge", "non-saturating"] = "hinge"
     label_smoothing: float = Field(0.0, ge=0, lt=1)      # one-sided: real targets (or hinge margin) 1 - this
     diffaugment: list[Literal["translation", "cutout", "color"]] = ["translation", "color"]
+    lecam: float = Field(0.0, ge=0)                      # weight of the LeCam regulariser of D; 0: off
     ema_decay: float = Field(0.999, ge=0, lt=1)
     checkpoint_every: int = Field(500, ge=1)
     keep_checkpoints: int = Field(2, ge=1)

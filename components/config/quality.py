@@ -1,10 +1,10 @@
 """Params of the quality stages: the judge (train_judge:) and the downstream evaluation (evaluate:).
 
-Both train the classifier of components/models/classifier.py on the shared loop (FitParams). evaluate's
-recipe is fixed across its arms: every arm trains the same net for the same number of steps, so the arms
-differ only in their training data (real, real + synthetic) and in class weighting or classic augmentation.
-Defaults run the whole evaluate stage on 900 real + 4500 synthetic Fashion-MNIST images in ~2-3 min on a
-2-core CPU.
+Both train the classifier of components/models/classifier.py with one recipe (ClassifierFitParams: AdamW, a
+one-cycle schedule, label smoothing) on the shared loop; the classic augmentation (the top-level `classic:`
+section) is the judge's always and the *_classic arms'. evaluate's recipe is fixed across its arms: every arm
+trains the same net for the same number of steps on the same real batches, so the arms differ only in what
+they add to them (synthetic images), in how they balance the classes and in the augmentation.
 """
 
 import math
@@ -15,22 +15,36 @@ from pydantic import Field, field_validator
 from components.config.base import Section
 from components.config.classifier import ClassifierParams
 from components.config.training import FitParams
-from components.config.transforms import ClassicParams
 
-# The arms evaluate compares. real_weighted: class-weighted cross-entropy; *_classic: the classic
-# albumentations augmentation (evaluate.classic) on every batch.
-Arm = Literal["real", "real_weighted", "real_classic", "real_synthetic", "real_synthetic_classic"]
+# The arms evaluate compares. weighted: class-weighted cross-entropy; oversampled: every class drawn as often
+# (rare images repeated); *_classic: the classic augmentation on every batch; synthetic: each batch gets
+# evaluate.synthetic_share of synthetic images on top of its real ones.
+Arm = Literal["real", "real_weighted", "real_oversampled", "real_classic", "real_weighted_classic",
+              "real_oversampled_classic", "real_synthetic", "real_synthetic_classic"]
 ARMS: tuple[str, ...] = Arm.__args__
 SYNTHETIC_ARMS = frozenset({"real_synthetic", "real_synthetic_classic"})
+DEFAULT_ARMS = ["real", "real_classic", "real_weighted_classic", "real_oversampled_classic", "real_synthetic_classic"]
 
 
-class TrainJudgeParams(FitParams):
-    """The judge: the classifier trained on the real train split (its penultimate features serve the
-    generative metrics). Defaults train on 900 28x28 images in ~15 s on a 2-core CPU."""
+class ClassifierFitParams(FitParams):
+    """The recipe of every classifier run (judge, downstream arms, CAS): a standard small-image recipe.
+    Defaults train the default net on 900 28x28 images in about 50 s on a 2-core CPU."""
 
-    steps: int = Field(500, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    checkpoint_every: int = Field(100, ge=1)
+    steps: int = Field(1500, ge=1)
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    lr: float = Field(6e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    schedule: Literal["constant", "cosine", "onecycle"] = "onecycle"
+    warmup: float = Field(0.25, ge=0, lt=1)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)    # on the real (and hard-labelled synthetic) images
+    checkpoint_every: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(1, ge=1)
+
+
+class TrainJudgeParams(ClassifierFitParams):
+    """The judge: the classifier trained on the real train split with the classic augmentation (its
+    penultimate features serve the generative metrics, its probabilities the filter and the soft labels)."""
+
     model: ClassifierParams = ClassifierParams()
 
 
@@ -38,7 +52,8 @@ class FilterParams(Section):
     """Which synthetic samples the filter keeps (components/generation/filtering.py), and the top-up
     rounds that generate more for a class the checks left under its quota."""
 
-    min_confidence: float | None = Field(0.5, ge=0, le=1)  # the judge's probability of the label; null: off
+    label_check: bool = True     # reject a sample the judge calls another class
+    min_confidence: float | None = Field(None, ge=0, le=1)  # also reject below this probability of the label; null: off
     realism_quantile: float | None = Field(0.95, gt=0, le=1)  # of the real held-out outlier scores; null: off
     duplicate_ratio: float | None = Field(0.2, ge=0)  # x the median real-to-real neighbour distance; null: off
     max_per_class: int | None = Field(None, ge=0)     # keep at most this many a class; null: the quota
@@ -46,16 +61,6 @@ class FilterParams(Section):
     top_up_max: float = Field(4.0, gt=0)              # extra candidates a round, at most this x the quota
     batch_size: int = Field(256, ge=1)
     grid_columns: int = Field(8, ge=1)                # accepted, then rejected samples per class in filter.png
-
-
-class DownstreamFitParams(FitParams):
-    """The fixed budget of every downstream run (each arm, each seed, and the CAS classifier)."""
-
-    steps: int = Field(300, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    ema_decay: float | None = Field(0.99, ge=0, lt=1)   # tested: the EMA weights (steadier than the last step's)
-    checkpoint_every: int = Field(150, ge=1)
-    keep_checkpoints: int = Field(1, ge=1)
 
 
 class KidParams(Section):
@@ -67,21 +72,27 @@ class KidParams(Section):
 
 
 class EvaluateParams(Section):
-    arms: list[Arm] = Field(list(ARMS), min_length=1)
+    arms: list[Arm] = Field(DEFAULT_ARMS, min_length=1)
     seeds: list[int] = Field([0, 1, 2], min_length=1)   # one downstream run per arm and seed
     classifier: ClassifierParams = ClassifierParams()
-    fit: DownstreamFitParams = DownstreamFitParams()
-    classic: ClassicParams = ClassicParams()
+    fit: ClassifierFitParams = ClassifierFitParams()   # the same for every run, whatever the arm's data
+    # Synthetic arms: each batch holds fit.batch_size real images (the real arm's, the same ones) plus as many
+    # synthetic ones as make this share of the batch.
+    synthetic_share: float = Field(0.25, gt=0, lt=1)
+    synthetic_weight: float = Field(1.0, gt=0)          # loss weight of the synthetic part of a batch
+    # hard: a synthetic image's target is its conditioning label; judge: the judge's probabilities of the
+    # classes at label_temperature (soft labels, knowledge distillation).
+    synthetic_labels: Literal["hard", "judge"] = "hard"
+    label_temperature: float = Field(1.0, gt=0)
+    real_only_final: float = Field(0.0, ge=0, lt=1)     # share of the steps, at the end, without synthetic images
+    shares: list[float] = []    # the share sweep ([] = off): the synthetic arm at each share; 0 is always in it
     cas: bool = True                      # classification accuracy score: train on synthetic only
     kid: KidParams = KidParams()
     pr_k: int = Field(3, ge=1)            # k of the k-NN manifolds of precision/recall
     batch_size: int = Field(512, ge=1)    # images per forward pass when testing and embedding
     grid_columns: int = Field(8, ge=1)    # real and synthetic samples per class in plots/evaluate/samples.png
-    # The synthetic:real sweep ([] = off): for each r, the real_synthetic recipe on the real train images plus,
-    # per class, r x its real train count of synthetic ones. r = 0 (real only) is always in the sweep.
-    ratios: list[float] = []
 
-    @field_validator("arms", "seeds", "ratios")
+    @field_validator("arms", "seeds", "shares")
     @classmethod
     def _unique(cls, values: list) -> list:
         if len(set(values)) != len(values):
@@ -95,9 +106,9 @@ class EvaluateParams(Section):
             raise ValueError("seeds must be >= 0")
         return seeds
 
-    @field_validator("ratios")
+    @field_validator("shares")
     @classmethod
-    def _positive(cls, ratios: list[float]) -> list[float]:
-        if not all(0 < r < math.inf for r in ratios):
-            raise ValueError("ratios must be > 0 and finite (ratio 0, real only, is always in the sweep)")
-        return ratios
+    def _shares(cls, shares: list[float]) -> list[float]:
+        if not all(0 < s < 1 and math.isfinite(s) for s in shares):
+            raise ValueError("shares must lie strictly between 0 and 1 (share 0, real only, is always in the sweep)")
+        return shares

@@ -1,5 +1,7 @@
 """The training recipe shared by the single-loss models (autoencoders, upscaler, classifiers)."""
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from components.config.base import Section
@@ -9,14 +11,23 @@ class FitParams(Section):
     """Steps, batch and optimiser of one training run, and how often it logs and checkpoints.
 
     Raising `steps` resumes a finished run from its last checkpoint; changing anything else that
-    shapes training starts again from step 0.
+    shapes training starts again from step 0 (with a schedule other than constant, `steps` shapes the
+    learning rate, so a change of steps starts again too).
+
+    schedule: constant (`lr` throughout); cosine (from `lr` down to 0 over the steps, after a linear warm-up
+    over the first `warmup` share of them); onecycle (up from lr/25 to `lr` over the `warmup` share, then
+    down to lr/1e4 along a cosine: Smith's one-cycle policy, the default of fast small-image recipes).
+    optimizer: adam (weight_decay as an L2 term) or adamw (decoupled weight decay, Loshchilov & Hutter).
     """
 
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"
+    warmup: float = Field(0.0, ge=0, lt=1)               # share of the steps spent warming up
     ema_decay: float | None = Field(None, ge=0, lt=1)   # null: no EMA of the weights
     checkpoint_every: int = Field(250, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
@@ -29,6 +40,11 @@ class FitParams(Section):
                              f"({self.log_every}), so a resumed run logs the same rows")
         return self
 
+    def not_shaping(self) -> set[str]:
+        """The settings that leave the weights alone: a checkpoint written under other values still resumes.
+        `steps` is one of them only under a constant learning rate."""
+        return NOT_SHAPING if self.schedule == "constant" else NOT_SHAPING - {"steps"}
 
-# Settings that leave the weights alone: a checkpoint written under other values still resumes.
+
+# Settings that never shape the weights.
 NOT_SHAPING = {"steps", "checkpoint_every", "keep_checkpoints", "log_every"}

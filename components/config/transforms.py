@@ -1,5 +1,5 @@
 """Params of the image transforms (components/data/transforms.py): the noise a denoiser learns to remove,
-the degradations an upscaler learns to invert, and the classic augmentation baseline.
+the degradations an upscaler learns to invert, and the classic augmentation of the classifiers.
 
 They nest in the stage sections of params.yaml, for example:
 
@@ -87,31 +87,18 @@ class DegradeParams(Section):
     jpeg: Jpeg = Jpeg(quality=(60, 95), p=0.3)
 
 
-class Affine(Section):
-    shift: span(-0.5, 0.5) = (-0.08, 0.08)   # fraction of the side, on each axis
-    scale: span(0.25, 4.0) = (0.9, 1.1)
-    rotate: span(-180.0, 180.0) = (-10.0, 10.0)  # degrees
-    p: Probability = 0.7
-
-
 class Erase(Section):
-    """Random erasing (cutout): one black rectangle covering `scale` of the image area."""
+    """Random erasing (cutout): one black square of `size` x the side, in a share `p` of the images."""
 
-    scale: span(0.01, 1.0) = (0.02, 0.15)
-    p: Probability = 0.0
-
-
-class BrightnessContrast(Section):
-    brightness: span(-1.0, 1.0) = (-0.2, 0.2)  # added, as a fraction of 255
-    contrast: span(-1.0, 1.0) = (-0.2, 0.2)    # relative change of contrast
     p: Probability = 0.5
+    size: float = Field(0.4, gt=0, le=1)
 
 
 class ClassicParams(Section):
-    """The classic augmentation baseline a downstream classifier is compared with. Horizontal flips
-    are off by default: they change the meaning of some classes (digits, letters, left/right shoes)."""
+    """The classic augmentation of the classifiers (the judge and evaluate's *_classic arms), done in torch
+    on each batch (components/models/augment.py): a pad-and-crop shift, a horizontal flip, one erased
+    square. Set `hflip: false` for data whose mirror image is another class or no class (digits, letters)."""
 
-    affine: Affine = Affine()
-    hflip_p: Probability = 0.0
+    shift: int = Field(2, ge=0, le=64)   # pixels each way (pad and crop); 0: no shift
+    hflip: bool = True
     erase: Erase = Erase()
-    brightness_contrast: BrightnessContrast = BrightnessContrast()

@@ -1,8 +1,9 @@
-"""Seeded image pipelines on uint8 (N, H, W, C) batches: `noise` (what a denoiser learns to remove),
-`degrade` (what an upscaler learns to invert) and `classic` (the augmentation baseline).
+"""Seeded image pipelines on uint8 (N, H, W, C) batches: `noise` (what a denoiser learns to remove)
+and `degrade` (what an upscaler learns to invert). The classifiers' classic augmentation is done in torch on
+the batch instead (components/models/augment.py).
 
 The one module that imports albumentations: 2.0.8 is its last MIT release, so its API stays behind the
-three functions here and can be replaced in one place. Image i of a batch is transformed with its own
+two functions here and can be replaced in one place. Image i of a batch is transformed with its own
 random state, drawn from (seed, i) alone: the same call gives the same bytes, whatever ran before.
 """
 
@@ -16,7 +17,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from components.config.transforms import (  # noqa: E402
-    Blur, ClassicParams, DegradeParams, GaussianNoise, Jpeg, Mix, NoiseParams)
+    Blur, DegradeParams, GaussianNoise, Jpeg, Mix, NoiseParams)
 from components.errors import DataError, ParamsError  # noqa: E402
 
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
@@ -45,21 +46,6 @@ def degrade(images: np.ndarray, params: DegradeParams, factor: int, seed: int) -
     else:
         steps = [down, *mixed([blur(params.blur), gaussian(params.gaussian), jpeg(params.jpeg)], "one")]
     return run(A.Compose(steps, strict=True), images, seed, (height // factor, width // factor, images.shape[3]))
-
-
-def classic(images: np.ndarray, params: ClassicParams, seed: int) -> np.ndarray:
-    """The images with the classic augmentations of `params`, in the same order (labels still match)."""
-    check_images(images)
-    affine, erase, light = params.affine, params.erase, params.brightness_contrast
-    steps = [
-        # Black fill: the background of Fashion-MNIST-like data; reflecting would copy garment edges.
-        A.Affine(translate_percent={"x": affine.shift, "y": affine.shift}, scale=affine.scale,
-                 rotate=affine.rotate, border_mode=cv2.BORDER_CONSTANT, fill=0, p=affine.p),
-        A.HorizontalFlip(p=params.hflip_p),
-        A.Erasing(scale=erase.scale, fill=0, p=erase.p),
-        A.RandomBrightnessContrast(brightness_limit=light.brightness, contrast_limit=light.contrast, p=light.p),
-    ]
-    return run(A.Compose(steps, strict=True), images, seed, images.shape[1:])
 
 
 def blur(params: Blur) -> A.GaussianBlur:

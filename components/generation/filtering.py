@@ -46,11 +46,17 @@ def nearest_distance(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.sqrt(np.concatenate([squared_distances(block, ref).min(1) for block in blocks(x, len(ref))]))
 
 
-def check(scores: pd.DataFrame, min_confidence: float | None, realism: float, duplicate: float) -> pd.Series:
+def check(scores: pd.DataFrame, label_check: bool, min_confidence: float | None, realism: float,
+          duplicate: float) -> pd.Series:
     """Per row of `scores` (label, judge_label, judge_confidence, outlier_score, nn_distance): ACCEPTED or
-    the first failing check."""
-    disagrees = (pd.Series(False, index=scores.index) if min_confidence is None else
-                 (scores["judge_label"] != scores["label"]) | (scores["judge_confidence"] < min_confidence))
+    the first failing check. The label check fails where the judge calls the sample another class
+    (`label_check`) or, with `min_confidence`, where its probability of the label is below that: an unsure
+    judge alone rejects nothing unless min_confidence says so (unsure samples are where coverage lies)."""
+    disagrees = pd.Series(False, index=scores.index)
+    if label_check:
+        disagrees |= scores["judge_label"] != scores["label"]
+    if min_confidence is not None:
+        disagrees |= scores["judge_confidence"] < min_confidence
     failing = {
         "label": disagrees,
         "realism": scores["outlier_score"] > realism,
@@ -60,6 +66,12 @@ def check(scores: pd.DataFrame, min_confidence: float | None, realism: float, du
     for reason in reversed(CHECKS):  # the first failing check wins: write it last
         verdict[failing[reason].to_numpy()] = reason
     return verdict
+
+
+def label_check_text(label_check: bool, min_confidence: float | None) -> str:
+    parts = (["the judge's class is the label"] if label_check else []) + (
+        [f"judge confidence >= {min_confidence}"] if min_confidence is not None else [])
+    return f"label ({', '.join(parts)})" if parts else "label off"
 
 
 def keep_targets(frame: pd.DataFrame, quota: dict[int, int], cap: int | None) -> pd.Series:

@@ -23,6 +23,7 @@ from components.data.atomic import atomic_dir, write_json, write_text
 from components.data.manifest import DatasetInfo, read_manifest, write_manifest
 from components.data.shards import ShardWriter, gather_images
 from components.errors import DataError
+from components.generation import filtering
 from components.generation.sample import save_grid
 from components.stages import filter as filter_stage
 
@@ -32,7 +33,7 @@ CARD, OUTLIERS = "card.md", "outliers.png"
 SCORES = paths.SCORER / "scores.parquet"  # written by train_scorer
 # The params sections the augmented data depends on (dvc.yaml lists the same for this stage).
 DATA_PARAMS = ("seed", "prepare", "generator", "train_generator", "generate", "train_scorer", "train_denoiser",
-               "denoise", "train_upscaler", "upscale", "train_judge", "filter")
+               "denoise", "train_upscaler", "upscale", "classic", "train_judge", "filter")
 
 
 def run(params: Params, synthetic: Path | None = paths.FILTERED, scores: Path = SCORES) -> dict:
@@ -201,8 +202,7 @@ def filter_section(report: dict | None) -> list[str]:
         return []
     t = report["thresholds"]
     realism = "no realism check" if t["outlier_score"] is None else f"outlier score <= {t['outlier_score']:.5g}"
-    label = ("no label check" if t["min_confidence"] is None
-             else f"the judge agrees with the label with confidence >= {t['min_confidence']}")
+    label = filtering.label_check_text(t.get("label_check", True), t["min_confidence"])
     lines = ["", "## Filter", "",
              f"{report['accepted']} of {report['candidates']} synthetic candidates kept ({rate(report)}). Checks: "
              f"{label}; {realism} (a quantile of "

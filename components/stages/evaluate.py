@@ -1,21 +1,30 @@
-"""evaluate: does the synthetic data help? A fixed downstream classifier trained on each arm (real only,
-class-weighted, classic augmentation, real + synthetic, real + synthetic + classic) over several seeds,
-tested on the real test split; and the generative quality of the synthetic samples on judge features.
-With evaluate.ratios set, also a synthetic:real ratio sweep: the real_synthetic recipe on all real train
-images plus r x as many synthetic ones per class, for r = 0 and each ratio.
+"""evaluate: does the synthetic data help? A fixed downstream classifier trained on each arm over several
+seeds, tested on the real test split (the reported numbers) and on the real val split (for choosing
+settings: the test split never chooses anything); and the generative quality of the synthetic samples on
+judge features.
 
-Writes metrics/evaluate.json (per arm: accuracy and balanced accuracy, mean and spread over the seeds,
-per-class recall; the lift of each synthetic arm over the best non-synthetic arm; the ratio sweep;
-Fréchet distance overall and per class with its real-vs-real floor, KID, precision/recall, CAS) and
-plots/evaluate/ (arms.csv, runs.csv, classes.csv, ratios.csv, samples.png, report.md). The downstream
-runs live in data/evaluation/runs, outside DVC: a killed evaluate resumes the runs it had finished.
+Every run has the same recipe (evaluate.fit: steps, optimiser and schedule, label smoothing) and the same
+real batches (components/data/sampling.py): an arm changes only what it adds to them or how it weighs them.
+- real: the real train images; real_weighted: class-weighted loss; real_oversampled: every class drawn
+  as often (rare images repeated); *_classic: the classic augmentation (params' `classic:`) on every batch.
+  On balanced classes weighting and oversampling change nothing: those arms share the plain arm's runs.
+- real_synthetic(_classic): each batch also holds synthetic images, evaluate.synthetic_share of it, with
+  loss weight synthetic_weight, against their labels or the judge's soft labels (synthetic_labels), and
+  none in the last real_only_final share of the steps. Real images are seen exactly as often as in the
+  real arm: equal real exposure.
+With evaluate.shares set, also a share sweep: the synthetic arm at each share (0: its real-only twin).
+
+Writes metrics/evaluate.json (the recipe; per arm: accuracy and balanced accuracy on test and val, mean and
+spread over the seeds, per-class recall; the lift of each synthetic arm over the strongest non-synthetic arm;
+the share sweep; Fréchet distance overall and per class with its real-vs-real floor, KID, precision/recall,
+CAS) and plots/evaluate/ (arms.csv, runs.csv, classes.csv, shares.csv, samples.png, report.md). The
+downstream runs live in data/evaluation/runs, outside DVC: a killed evaluate resumes the runs it had finished.
 """
 
 import csv
 import logging
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +36,7 @@ from components.config import Params
 from components.config.quality import SYNTHETIC_ARMS, EvaluateParams
 from components.data.atomic import atomic_dir, write_json, write_text
 from components.data.manifest import DatasetInfo, read_manifest
+from components.data.sampling import synthetic_per_batch
 from components.data.shards import gather_images
 from components.device import describe, resolve_device
 from components.errors import DataError
@@ -35,13 +45,15 @@ from components.metrics.classification import scores
 from components.metrics.distances import frechet_distance, kernel_inception_distance, precision_recall, real_floor
 from components.models import classifier
 from components.stages import train_judge
-from components.training.classify import balancing_weights, train_classifier
+from components.training.classify import Balance, SyntheticPart, balancing_weights, train_classifier
 
 log = logging.getLogger("genaug")
 
 METRICS = ("accuracy", "balanced_accuracy")
+SPLITS = ("test", "val")
 DIGITS = 5
 MIN_SET = 4   # samples a set needs for the distances (and 2 per half for the real-vs-real floor)
+SOFT_LABELS = "judge_probs"  # the manifest column of the judge's class probabilities (filter writes it)
 
 
 @dataclass(frozen=True)
@@ -49,23 +61,28 @@ class Recipe:
     """What a downstream run trains on, and how."""
 
     synthetic: bool
-    weighted: bool
+    balance: Balance
     classic: bool
 
 
 RECIPES = {
-    "real": Recipe(synthetic=False, weighted=False, classic=False),
-    "real_weighted": Recipe(synthetic=False, weighted=True, classic=False),
-    "real_classic": Recipe(synthetic=False, weighted=False, classic=True),
-    "real_synthetic": Recipe(synthetic=True, weighted=False, classic=False),
-    "real_synthetic_classic": Recipe(synthetic=True, weighted=False, classic=True),
+    "real": Recipe(synthetic=False, balance="none", classic=False),
+    "real_weighted": Recipe(synthetic=False, balance="weighted", classic=False),
+    "real_oversampled": Recipe(synthetic=False, balance="oversampled", classic=False),
+    "real_classic": Recipe(synthetic=False, balance="none", classic=True),
+    "real_weighted_classic": Recipe(synthetic=False, balance="weighted", classic=True),
+    "real_oversampled_classic": Recipe(synthetic=False, balance="oversampled", classic=True),
+    "real_synthetic": Recipe(synthetic=True, balance="none", classic=False),
+    "real_synthetic_classic": Recipe(synthetic=True, balance="none", classic=True),
 }
+NAMES = {recipe: arm for arm, recipe in RECIPES.items()}
 
 
 @dataclass
 class Images:
     images: np.ndarray
     labels: np.ndarray
+    soft: np.ndarray | None = None   # (N, classes) class probabilities, where the manifest has them
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -74,63 +91,84 @@ class Images:
     def select(cls, root: Path, rows: pd.DataFrame) -> "Images":
         if rows.empty:
             return cls(np.empty((0, 1, 1, 1), np.uint8), np.empty(0, np.int64))
-        return cls(gather_images(root, rows), rows["label"].to_numpy(dtype=np.int64))
+        soft = np.stack(rows[SOFT_LABELS].to_numpy()).astype(np.float32) if SOFT_LABELS in rows.columns else None
+        return cls(gather_images(root, rows), rows["label"].to_numpy(dtype=np.int64), soft)
 
     def of_class(self, label: int) -> np.ndarray:
         return self.images[self.labels == label]
 
-    def plus(self, other: "Images") -> "Images":
-        if not len(other):
-            return self
-        return Images(np.concatenate([self.images, other.images]), np.concatenate([self.labels, other.labels]))
+
+@dataclass
+class Sets:
+    real: Images       # real train images
+    synthetic: Images  # synthetic train images (may be empty)
+    val: Images        # real val images (may be empty)
+    test: Images       # real test images
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every downstream run of one evaluate shares."""
+
+    params: Params
+    sets: Sets
+    num_classes: int
+    device: torch.device
+
+    @property
+    def p(self) -> EvaluateParams:
+        return self.params.evaluate
 
 
 def run(params: Params) -> dict:
     started = time.perf_counter()
     p = params.evaluate
     info = DatasetInfo.read(paths.AUGMENTED)
-    real, synthetic, test = read_sets(paths.AUGMENTED)
-    device = resolve_device(params.device)
-    arms, notes = runnable_arms(p, len(synthetic))
-    print(f"evaluate: {len(arms)} arm(s) x {len(p.seeds)} seed(s), {p.fit.steps} steps each, on {len(real)} real "
-          f"+ {len(synthetic)} synthetic train images; testing on {len(test)} real test images; {describe(device)}")
-    runs = train_arms(arms, p, info, real, synthetic, test, device, notes)
-    report = {"arms": summarize_arms(runs, info.class_names), "lift": lift(runs), "notes": notes}
-    if p.ratios and not len(synthetic):
-        note(notes, "ratios: the sweep is skipped, the dataset has no synthetic samples")
-    elif p.ratios:
-        report["ratios"] = sweep_ratios(p, info, real, synthetic, test, device, runs, notes)
-    if len(synthetic):
-        report["generative"] = generative(p, info, real, synthetic, test, device)
+    sets = read_sets(paths.AUGMENTED)
+    ctx = Context(params, sets, len(info.class_names), resolve_device(params.device))
+    arms, notes = runnable_arms(p, len(sets.synthetic))
+    print(f"evaluate: {len(arms)} arm(s) x {len(p.seeds)} seed(s) on {len(sets.real)} real + {len(sets.synthetic)} "
+          f"synthetic train images; testing on {len(sets.test)} real test images (val: {len(sets.val)}); "
+          f"{describe(ctx.device)}\nevaluate: recipe: {recipe_text(params, len(sets.synthetic) > 0)}")
+    runs = train_arms(ctx, arms, notes)
+    report = {"recipe": recipe_summary(params), "arms": summarize_arms(runs, info.class_names),
+              "lift": lift(runs, "test"), "lift_val": lift(runs, "val"), "notes": notes}
+    if p.shares and not len(sets.synthetic):
+        note(notes, "shares: the sweep is skipped, the dataset has no synthetic samples")
+    elif p.shares:
+        report["shares"] = sweep_shares(ctx, arms, runs)
+    if len(sets.synthetic):
+        report["generative"] = generative(p, info, sets, ctx)
     write_json(paths.metrics_file("evaluate"), report)
     with atomic_dir(paths.EVALUATE_PLOTS) as out:
-        write_plots(out, report, runs, info, real, synthetic, p.grid_columns)
+        write_plots(out, report, runs, info, sets, p.grid_columns)
     log.info("evaluate: done in %.1f s", time.perf_counter() - started)
     return report
 
 
-def read_sets(root: Path) -> tuple[Images, Images, Images]:
-    """The real and synthetic train images and the (real) test images of an assembled dataset."""
+def read_sets(root: Path) -> Sets:
+    """The real and synthetic train images, and the real val and test images, of an assembled dataset."""
     manifest = read_manifest(root)
-    train = manifest[manifest["split"] == "train"]
-    test = manifest[(manifest["split"] == "test") & (manifest["source"] == "real")]
+    real = manifest[manifest["source"] == "real"]
+    test = real[real["split"] == "test"]
     if test.empty:
         raise DataError(f"{root}: no real test images; evaluate tests on the test split (re-run prepare with "
                         "prepare.test_fraction > 0, or a source with an official test set)")
-    real = train[train["source"] == "real"]
-    if real.empty:
+    train = real[real["split"] == "train"]
+    if train.empty:
         raise DataError(f"{root}: no real train images to train the downstream classifier on")
-    return (Images.select(root, real), Images.select(root, train[train["source"] == "synthetic"]),
-            Images.select(root, test))
+    synthetic = manifest[(manifest["split"] == "train") & (manifest["source"] == "synthetic")]
+    return Sets(Images.select(root, train), Images.select(root, synthetic),
+                Images.select(root, real[real["split"] == "val"]), Images.select(root, test))
 
 
 def runnable_arms(p: EvaluateParams, synthetic: int) -> tuple[list[str], list[str]]:
     if synthetic:
         return list(p.arms), []
-    skipped = [arm for arm in p.arms if arm in SYNTHETIC_ARMS]
     notes: list[str] = []
-    for arm in skipped:
-        note(notes, f"{arm}: skipped, the dataset has no synthetic samples")
+    for arm in p.arms:
+        if arm in SYNTHETIC_ARMS:
+            note(notes, f"{arm}: skipped, the dataset has no synthetic samples")
     return [arm for arm in p.arms if arm not in SYNTHETIC_ARMS], notes
 
 
@@ -139,101 +177,140 @@ def note(notes: list[str], text: str) -> None:
     print(f"evaluate: {text}")
 
 
-def train_arms(arms: list[str], p: EvaluateParams, info: DatasetInfo, real: Images, synthetic: Images,
-               test: Images, device: torch.device, notes: list[str]) -> dict[str, list[dict]]:
-    """Scores of each arm's runs on the test split, one per seed. Arms whose recipe comes to the same
-    training (class weighting on balanced classes) share their runs."""
-    num_classes = len(info.class_names)
-    weights = balancing_weights(real.labels, num_classes)
+def recipe_summary(params: Params) -> dict:
+    """The recipe of every downstream run, stated next to the numbers."""
+    p = params.evaluate
+    return {"classifier": p.classifier.model_dump(mode="json"),
+            "fit": p.fit.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints", "log_every"}),
+            "classic": params.classic.model_dump(mode="json"),
+            "synthetic": {"share": p.synthetic_share, "per_batch": synthetic_per_batch(p.fit.batch_size,
+                                                                                     p.synthetic_share),
+                          "weight": p.synthetic_weight, "labels": p.synthetic_labels,
+                          "temperature": p.label_temperature, "real_only_final": p.real_only_final}}
+
+
+def recipe_text(params: Params, synthetic: bool = True) -> str:
+    p, c = params.evaluate, params.classic
+    f = p.fit
+    text = (f"{f.steps} steps of {f.batch_size} real images, {f.optimizer} lr {f.lr:g} ({f.schedule}, warm-up "
+            f"{f.warmup:g}), weight decay {f.weight_decay:g}, label smoothing {f.label_smoothing:g}; classic "
+            f"augmentation: shift {c.shift} px, {'flip, ' if c.hflip else 'no flip, '}erase "
+            f"{c.erase.size:g} x side (p {c.erase.p:g})")
+    if synthetic:
+        text += (f"; synthetic arms: + {synthetic_per_batch(f.batch_size, p.synthetic_share)} synthetic images a "
+                 f"batch (share {p.synthetic_share:g}), loss weight {p.synthetic_weight:g}, "
+                 + ("hard labels" if p.synthetic_labels == "hard" else
+                    f"the judge's soft labels (temperature {p.label_temperature:g})")
+                 + (f", real only in the last {p.real_only_final:g} of the steps" if p.real_only_final else ""))
+    return text
+
+
+def train_arms(ctx: Context, arms: list[str], notes: list[str]) -> dict[str, list[dict]]:
+    """Scores of each arm's runs on the test and val splits, one per seed. Arms whose recipe comes to the same
+    training (weighting or oversampling balanced classes) share their runs."""
+    balanced = balancing_weights(ctx.sets.real.labels, ctx.num_classes) is None
     done: dict[tuple[Recipe, int], dict] = {}
     runs: dict[str, list[dict]] = {}
     for arm in arms:
         recipe = RECIPES[arm]
-        if recipe.weighted and weights is None:
-            recipe = RECIPES["real"]
-            notes.append(f"{arm}: the real classes are balanced, so class weighting changes nothing: "
-                         "the runs of arm real")
-        data = real.plus(synthetic) if recipe.synthetic else real
-        runs[arm] = []
-        for seed in p.seeds:
-            if (recipe, seed) not in done:
-                model, _ = train_classifier(
-                    data.images, data.labels, num_classes, p.classifier, p.fit, seed, device,
-                    paths.EVALUATION_RUNS / f"{arm}-seed{seed}", f"evaluate {arm} seed {seed}",
-                    class_weights=weights if recipe.weighted else None, augment=p.classic if recipe.classic else None)
-                done[recipe, seed] = test_scores(model, test, num_classes, p.batch_size, device)
-            runs[arm].append(done[recipe, seed])
-        print(f"evaluate: {arm}: balanced accuracy "
-              f"{np.mean([r['balanced_accuracy'] for r in runs[arm]]):.4f} over {len(p.seeds)} seed(s)")
+        if recipe.balance != "none" and balanced:
+            recipe = replace(recipe, balance="none")
+            notes.append(f"{arm}: the real classes are balanced, so {RECIPES[arm].balance} changes nothing: "
+                         f"the runs of arm {NAMES[recipe]}")
+        runs[arm] = [run_once(ctx, recipe, seed, NAMES[recipe], done) for seed in ctx.p.seeds]
+        print(f"evaluate: {arm}: balanced accuracy {mean_of(runs[arm], 'test'):.4f} (test), "
+              f"{mean_of(runs[arm], 'val'):.4f} (val) over {len(ctx.p.seeds)} seed(s)")
     return runs
 
 
-def sweep_ratios(p: EvaluateParams, info: DatasetInfo, real: Images, synthetic: Images, test: Images,
-                 device: torch.device, runs: dict[str, list[dict]], notes: list[str]) -> list[dict]:
-    """One row per ratio, 0 first: the real_synthetic recipe's scores over the seeds. Ratios that come to
-    the same images (0, a ratio too small to take any, ratios past the cap) share their runs; ratio 0 takes
-    the real arm's, or trains them where that arm would, so a later real arm resumes them."""
-    num_classes = len(info.class_names)
-    real_counts = np.bincount(real.labels, minlength=num_classes)
-    shared = {(0,) * num_classes: runs["real"]} if "real" in runs else {}
+def run_once(ctx: Context, recipe: Recipe, seed: int, name: str, done: dict, share: float | None = None) -> dict:
+    """The test and val scores of one downstream run (trained unless `done` has it), in
+    data/evaluation/runs/<name>-seed<seed>."""
+    p = ctx.p
+    share = p.synthetic_share if share is None else share
+    key = (recipe, seed, share if recipe.synthetic else None)
+    if key not in done:
+        model, _ = train_classifier(
+            ctx.sets.real.images, ctx.sets.real.labels, ctx.num_classes, p.classifier, p.fit, seed, ctx.device,
+            paths.EVALUATION_RUNS / f"{name}-seed{seed}", f"evaluate {name} seed {seed}", balance=recipe.balance,
+            augment=ctx.params.classic if recipe.classic else None,
+            synthetic=synthetic_part(ctx, share) if recipe.synthetic else None, label_smoothing=p.fit.label_smoothing)
+        done[key] = {split: split_scores(model, getattr(ctx.sets, split), ctx) for split in SPLITS}
+    return done[key]
+
+
+def synthetic_part(ctx: Context, share: float) -> SyntheticPart:
+    p, synthetic = ctx.p, ctx.sets.synthetic
+    return SyntheticPart(images=synthetic.images, targets=synthetic_targets(p, synthetic),
+                         per_batch=synthetic_per_batch(p.fit.batch_size, share), weight=p.synthetic_weight,
+                         steps=round(p.fit.steps * (1 - p.real_only_final)))
+
+
+def synthetic_targets(p: EvaluateParams, synthetic: Images) -> np.ndarray:
+    """The conditioning labels, or the judge's probabilities sharpened (temperature < 1) or softened (> 1):
+    p^(1/T), normalised, is softmax(logits / T)."""
+    if p.synthetic_labels == "hard":
+        return synthetic.labels
+    if synthetic.soft is None:
+        raise DataError(f"{paths.AUGMENTED}: the manifest has no {SOFT_LABELS} column, which "
+                        "evaluate.synthetic_labels: judge needs; re-run the filter and assemble stages (dvc repro)")
+    powered = np.power(synthetic.soft.astype(np.float64), 1.0 / p.label_temperature)
+    return (powered / powered.sum(1, keepdims=True)).astype(np.float32)
+
+
+def split_scores(model: classifier.Classifier, images: Images, ctx: Context) -> dict | None:
+    if not len(images):
+        return None
+    predicted = classifier.predict_proba(model, images.images, ctx.p.batch_size, ctx.device).argmax(1)
+    return scores(images.labels, predicted, ctx.num_classes)
+
+
+def mean_of(results: list[dict], split: str, metric: str = "balanced_accuracy") -> float:
+    values = [r[split][metric] for r in results if r[split] is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def sweep_shares(ctx: Context, arms: list[str], runs: dict[str, list[dict]]) -> list[dict]:
+    """One row per share, 0 first: the synthetic arm (the first in evaluate.arms, else real_synthetic_classic)
+    at that share; share 0 is its real-only twin, whose runs are shared with that arm."""
+    arm = next((a for a in arms if a in SYNTHETIC_ARMS), "real_synthetic_classic")
+    recipe = RECIPES[arm]
+    twin = replace(recipe, synthetic=False)
+    done = {(RECIPES[a], seed, None): r for a in runs if not RECIPES[a].synthetic
+            for seed, r in zip(ctx.p.seeds, runs[a])}
+    if arm in runs:
+        done.update({(recipe, seed, ctx.p.synthetic_share): r for seed, r in zip(ctx.p.seeds, runs[arm])})
     rows = []
-    for ratio in [0.0, *sorted(p.ratios)]:
-        extra = ratio_subset(synthetic, real_counts, ratio)
-        used = tuple(np.bincount(extra.labels, minlength=num_classes).tolist())
-        if used not in shared:
-            shared[used] = seed_runs(f"ratio{ratio:g}" if ratio else "real", real.plus(extra), p, num_classes,
-                                     test, device)
-        rows.append({"ratio": ratio, "synthetic": len(extra),
-                     **{m: mean_std([r[m] for r in shared[used]]) for m in METRICS}})
-        capped = [name for name, got, want in zip(info.class_names, used, wanted(real_counts, ratio)) if got < want]
-        if capped:
-            note(notes, f"ratio {ratio:g}: capped at the synthetic samples there are, for {', '.join(capped)}")
-        print(f"evaluate: ratio {ratio:g}: {len(extra)} synthetic, balanced accuracy "
-              f"{rows[-1]['balanced_accuracy']['mean']:.4f} over {len(p.seeds)} seed(s)")
+    for share in [0.0, *sorted(ctx.p.shares)]:
+        chosen = twin if share == 0 else recipe
+        name = NAMES[twin] if share == 0 else (arm if share == ctx.p.synthetic_share else f"{arm}-share{share:g}")
+        results = [run_once(ctx, chosen, seed, name, done, share) for seed in ctx.p.seeds]
+        rows.append({"share": share, "arm": arm if share else NAMES[twin],
+                     "synthetic_per_batch": synthetic_per_batch(ctx.p.fit.batch_size, share),
+                     **{m: mean_std([r["test"][m] for r in results]) for m in METRICS},
+                     "val": val_summary(results)})
+        print(f"evaluate: share {share:g}: balanced accuracy {rows[-1]['balanced_accuracy']['mean']:.4f} (test) "
+              f"over {len(ctx.p.seeds)} seed(s)")
     return rows
 
 
-def ratio_subset(synthetic: Images, real_counts: np.ndarray, ratio: float) -> Images:
-    """Per class, its first floor(ratio x real train count) synthetic images (all it has when fewer),
-    in manifest order."""
-    keep = np.zeros(len(synthetic), dtype=bool)
-    for label, count in enumerate(wanted(real_counts, ratio)):
-        keep[np.flatnonzero(synthetic.labels == label)[:count]] = True
-    return Images(synthetic.images[keep], synthetic.labels[keep])
-
-
-def wanted(real_counts: np.ndarray, ratio: float) -> list[int]:
-    # The epsilon keeps a product like 0.29 x 100 = 28.999... at 29.
-    return [math.floor(ratio * int(count) + 1e-9) for count in real_counts]
-
-
-def seed_runs(name: str, data: Images, p: EvaluateParams, num_classes: int, test: Images,
-              device: torch.device) -> list[dict]:
-    """The test scores of the plain real_synthetic recipe (no weighting, no classic augmentation) on
-    `data`, one run per seed, in data/evaluation/runs/<name>-seed<seed>."""
-    results = []
-    for seed in p.seeds:
-        model, _ = train_classifier(data.images, data.labels, num_classes, p.classifier, p.fit, seed, device,
-                                    paths.EVALUATION_RUNS / f"{name}-seed{seed}", f"evaluate {name} seed {seed}")
-        results.append(test_scores(model, test, num_classes, p.batch_size, device))
-    return results
-
-
-def test_scores(model: classifier.Classifier, test: Images, num_classes: int, batch_size: int,
-                device: torch.device) -> dict:
-    predicted = classifier.predict_proba(model, test.images, batch_size, device).argmax(1)
-    return scores(test.labels, predicted, num_classes)
+def val_summary(results: list[dict]) -> dict | None:
+    if any(r["val"] is None for r in results):
+        return None
+    return {m: mean_std([r["val"][m] for r in results]) for m in METRICS}
 
 
 def summarize_arms(runs: dict[str, list[dict]], class_names: list[str]) -> dict:
-    """Per arm: mean and spread (sample std over seeds, 0 for one seed) of each score, mean recall per class."""
+    """Per arm: mean and spread (sample std over seeds, 0 for one seed) of each test score, mean test recall
+    per class, and the val scores."""
     out = {}
     for arm, results in runs.items():
         entry = {"seeds": len(results)}
         for metric in METRICS:
-            entry[metric] = mean_std([r[metric] for r in results])
-        recall = np.nanmean(np.array([r["recall"] for r in results], dtype=np.float64), axis=0)
+            entry[metric] = mean_std([r["test"][metric] for r in results])
+        recall = np.nanmean(np.array([r["test"]["recall"] for r in results], dtype=np.float64), axis=0)
         entry["recall"] = {name: rounded(v) for name, v in zip(class_names, recall)}
+        entry["val"] = val_summary(results)
         out[arm] = entry
     return out
 
@@ -242,15 +319,15 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": rounded(np.mean(values)), "std": rounded(np.std(values, ddof=1) if len(values) > 1 else 0.0)}
 
 
-def lift(runs: dict[str, list[dict]]) -> dict:
-    """Each synthetic arm's mean score minus the best non-synthetic arm's, per metric."""
+def lift(runs: dict[str, list[dict]], split: str) -> dict:
+    """Each synthetic arm's mean score on `split` minus the strongest non-synthetic arm's, per metric."""
     baselines = [arm for arm in runs if arm not in SYNTHETIC_ARMS]
     synthetic = [arm for arm in runs if arm in SYNTHETIC_ARMS]
-    if not baselines or not synthetic:
+    if not baselines or not synthetic or any(r[split] is None for arm in runs for r in runs[arm]):
         return {}
     out: dict = {"baseline": {}}
     for metric in METRICS:
-        means = {arm: float(np.mean([r[metric] for r in runs[arm]])) for arm in runs}
+        means = {arm: mean_of(runs[arm], split, metric) for arm in runs}
         best = max(baselines, key=lambda arm: means[arm])
         out["baseline"][metric] = {"arm": best, "mean": rounded(means[best])}
         for arm in synthetic:
@@ -258,21 +335,20 @@ def lift(runs: dict[str, list[dict]]) -> dict:
     return out
 
 
-def generative(p: EvaluateParams, info: DatasetInfo, real: Images, synthetic: Images, test: Images,
-               device: torch.device) -> dict:
+def generative(p: EvaluateParams, info: DatasetInfo, sets: Sets, ctx: Context) -> dict:
     """The synthetic train images against the real test images (a reference no model trained on) on judge
     features; the real train images on the same scale, for comparison; and CAS."""
-    judge = train_judge.load(info, device, str(paths.AUGMENTED))
-    feats = {name: classifier.embed(judge, s.images, p.batch_size, device)
-             for name, s in (("real", real), ("synthetic", synthetic), ("test", test))}
+    judge = train_judge.load(info, ctx.device, str(paths.AUGMENTED))
+    parts = (("real", sets.real), ("synthetic", sets.synthetic), ("test", sets.test))
+    feats = {name: classifier.embed(judge, s.images, p.batch_size, ctx.device) for name, s in parts}
     out = distances(feats["test"], feats["synthetic"], feats["real"], p)
     out["per_class"] = {}
     for label, name in enumerate(info.class_names):
         ref, fake, own = (feats[k][s.labels == label] for k, s in
-                          (("test", test), ("synthetic", synthetic), ("real", real)))
+                          (("test", sets.test), ("synthetic", sets.synthetic), ("real", sets.real)))
         out["per_class"][name] = distances(ref, fake, own, p)
     if p.cas:
-        out["cas"] = cas(p, info, synthetic, test, device)
+        out["cas"] = cas(ctx)
     return out
 
 
@@ -299,12 +375,16 @@ def equal_sizes(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[np.ndarray
     return pick(a), pick(b)
 
 
-def cas(p: EvaluateParams, info: DatasetInfo, synthetic: Images, test: Images, device: torch.device) -> dict:
-    """Classification accuracy score: the downstream recipe trained on the synthetic images alone."""
-    seed = p.seeds[0]
-    model, _ = train_classifier(synthetic.images, synthetic.labels, len(info.class_names), p.classifier, p.fit,
-                                seed, device, paths.EVALUATION_RUNS / f"cas-seed{seed}", f"evaluate cas seed {seed}")
-    result = test_scores(model, test, len(info.class_names), p.batch_size, device)
+def cas(ctx: Context) -> dict:
+    """Classification accuracy score: the downstream recipe (with the classic augmentation) trained on the
+    synthetic images alone, tested on the real test images; and its share of the real_classic recipe's score
+    with the same seed, trained on the real images."""
+    p, seed = ctx.p, ctx.p.seeds[0]
+    synthetic = ctx.sets.synthetic
+    model, _ = train_classifier(synthetic.images, synthetic.labels, ctx.num_classes, p.classifier, p.fit, seed,
+                                ctx.device, paths.EVALUATION_RUNS / f"cas-seed{seed}", f"evaluate cas seed {seed}",
+                                augment=ctx.params.classic, label_smoothing=p.fit.label_smoothing)
+    result = split_scores(model, ctx.sets.test, ctx)
     return {metric: rounded(result[metric]) for metric in METRICS}
 
 
@@ -312,28 +392,30 @@ def rounded(value: float) -> float:
     return round(float(value), DIGITS)
 
 
-def write_plots(out: Path, report: dict, runs: dict[str, list[dict]], info: DatasetInfo, real: Images,
-                synthetic: Images, columns: int) -> None:
+def write_plots(out: Path, report: dict, runs: dict[str, list[dict]], info: DatasetInfo, sets: Sets,
+                columns: int) -> None:
     arms = report["arms"]
     write_csv(out / "arms.csv", [{"arm": arm, "synthetic": int(arm in SYNTHETIC_ARMS), **spread_columns(arms[arm])}
                                  for arm in arms])
-    if "ratios" in report:
-        write_csv(out / "ratios.csv", [{"ratio": row["ratio"], "synthetic": row["synthetic"], **spread_columns(row)}
-                                       for row in report["ratios"]])
-    write_csv(out / "runs.csv", [{"arm": arm, "run": i, **{m: rounded(r[m]) for m in METRICS}}
+    if "shares" in report:
+        write_csv(out / "shares.csv", [{"share": row["share"], "synthetic_per_batch": row["synthetic_per_batch"],
+                                        **spread_columns(row)} for row in report["shares"]])
+    write_csv(out / "runs.csv", [{"arm": arm, "run": i, **{f"{m}{'' if split == 'test' else '_val'}":
+                                                           "" if r[split] is None else rounded(r[split][m])
+                                                           for split in SPLITS for m in METRICS}}
                                  for arm, results in runs.items() for i, r in enumerate(results)])
     per_class = report.get("generative", {}).get("per_class", {})
     write_csv(out / "classes.csv", [
         {"class_name": name, **{f"recall_{arm}": arms[arm]["recall"][name] for arm in arms},
          **{k: per_class.get(name, {}).get(k, "") for k in ("fd", "fd_real_train", "precision", "recall")}}
         for name in info.class_names])
-    if len(synthetic):
-        save_grid(sample_grid(info, real, synthetic, columns), out / "samples.png")
+    if len(sets.synthetic):
+        save_grid(sample_grid(info, sets.real, sets.synthetic, columns), out / "samples.png")
     write_text(out / "report.md", markdown(report, info))
 
 
 def spread_columns(entry: dict) -> dict:
-    """accuracy, accuracy_std, balanced_accuracy, balanced_accuracy_std of a summary entry."""
+    """accuracy, accuracy_std, balanced_accuracy, balanced_accuracy_std of a summary entry (test split)."""
     return {f"{m}{suffix}": entry[m][k] for m in METRICS for k, suffix in (("mean", ""), ("std", "_std"))}
 
 
@@ -361,18 +443,34 @@ def padded(images: np.ndarray, count: int, tile: tuple[int, ...]) -> np.ndarray:
 
 def markdown(report: dict, info: DatasetInfo) -> str:
     lines = ["# Evaluation", "", "## Downstream classifier on the real test split", "",
-             "| arm | accuracy | balanced accuracy | lift (balanced) |", "|---|---:|---:|---:|"]
+             "| arm | accuracy | balanced accuracy | lift (balanced) | val balanced accuracy |",
+             "|---|---:|---:|---:|---:|"]
     lifts = report["lift"]
     for arm, entry in report["arms"].items():
         gain = lifts.get(arm, {}).get("balanced_accuracy")
+        val = entry["val"]["balanced_accuracy"]["mean"] if entry["val"] else None
         lines.append(f"| {arm} | {mean_pm_std(entry['accuracy'])} | {mean_pm_std(entry['balanced_accuracy'])} | "
-                     f"{'' if gain is None else f'{gain:+.4f}'} |")
+                     f"{'' if gain is None else f'{gain:+.4f}'} | {'' if val is None else f'{val:.4f}'} |")
     if lifts:
         base = lifts["baseline"]["balanced_accuracy"]
-        lines += ["", f"Lift: over the best non-synthetic arm, {base['arm']} ({base['mean']:.4f}); "
-                      "means ± standard deviation over the seeds."]
-    if "ratios" in report:
-        lines += ratio_lines(report["ratios"])
+        lines += ["", f"Lift: over the strongest non-synthetic arm, {base['arm']} ({base['mean']:.4f}); means ± "
+                      "standard deviation over the seeds. The val split (small) is for choosing settings; the test "
+                      "split only reports."]
+    r = report["recipe"]
+    fit, classic, synth = r["fit"], r["classic"], r["synthetic"]
+    lines += ["", "Recipe of every run: " + ", ".join([
+        f"{fit['steps']} steps of {fit['batch_size']} real images", f"{fit['optimizer']} lr {fit['lr']:g} "
+        f"({fit['schedule']}, warm-up {fit['warmup']:g}, weight decay {fit['weight_decay']:g})",
+        f"label smoothing {fit['label_smoothing']:g}",
+        f"classic augmentation (in torch on the batch): shift {classic['shift']} px, "
+        f"{'horizontal flip' if classic['hflip'] else 'no flip'}, erase {classic['erase']['size']:g} x side "
+        f"with p {classic['erase']['p']:g}"]) + f"; synthetic arms: + {synth['per_batch']} synthetic images a "
+        f"batch (share {synth['share']:g}), loss weight {synth['weight']:g}, {synth['labels']} labels"
+        + (f" (temperature {synth['temperature']:g})" if synth["labels"] == "judge" else "")
+        + (f", real only in the last {synth['real_only_final']:g} of the steps" if synth["real_only_final"] else "")
+        + "."]
+    if "shares" in report:
+        lines += share_lines(report["shares"])
     gen = report.get("generative")
     if gen:
         lines += ["", "## Synthetic samples against real test images (judge features)", "",
@@ -383,21 +481,24 @@ def markdown(report: dict, info: DatasetInfo) -> str:
                 lines.append(f"| {name} | {row['fd']:.4g} | {row['fd_real_train']:.4g} | {row['fd_floor']:.4g} | "
                              f"{row['kid']['mean']:.4g} | {row.get('precision', '')} | {row.get('recall', '')} |")
         if "cas" in gen:
-            lines += ["", f"CAS (trained on synthetic only, tested on real): accuracy {gen['cas']['accuracy']:.4f}, "
-                          f"balanced accuracy {gen['cas']['balanced_accuracy']:.4f}."]
+            lines += ["", f"CAS (the classic recipe trained on synthetic only, tested on real): accuracy "
+                          f"{gen['cas']['accuracy']:.4f}, balanced accuracy {gen['cas']['balanced_accuracy']:.4f}."]
         lines += ["", "Samples: plots/evaluate/samples.png (per class, real then synthetic)."]
     if report["notes"]:
         lines += ["", "## Notes", ""] + [f"- {text}" for text in report["notes"]]
     return "\n".join(lines) + "\n"
 
 
-def ratio_lines(rows: list[dict]) -> list[str]:
-    lines = ["", "## Synthetic:real ratio sweep", "",
-             "| ratio | synthetic | accuracy | balanced accuracy |", "|---:|---:|---:|---:|"]
-    lines += [f"| {row['ratio']:g} | {row['synthetic']} | {mean_pm_std(row['accuracy'])} | "
-              f"{mean_pm_std(row['balanced_accuracy'])} |" for row in rows]
-    return lines + ["", "The real_synthetic recipe on all real train images plus, per class, ratio x its real train "
-                        "count of synthetic ones (ratio 0: real only); plot: plots/evaluate/ratios.csv."]
+def share_lines(rows: list[dict]) -> list[str]:
+    lines = ["", "## Synthetic share sweep", "",
+             "| share | synthetic a batch | accuracy | balanced accuracy | val balanced accuracy |",
+             "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {row['share']:g} | {row['synthetic_per_batch']} | {mean_pm_std(row['accuracy'])} | "
+              f"{mean_pm_std(row['balanced_accuracy'])} | "
+              f"{'' if row['val'] is None else format(row['val']['balanced_accuracy']['mean'], '.4f')} |"
+              for row in rows]
+    return lines + ["", f"The {rows[-1]['arm']} recipe over the same steps and real batches, each batch holding that "
+                        "share of synthetic images (share 0: its real-only twin); plot: plots/evaluate/shares.csv."]
 
 
 def mean_pm_std(entry: dict) -> str:

@@ -1,14 +1,15 @@
 """filter: judge every synthetic sample (data/upscaled -> data/filtered), keep those that pass, and top
 up the classes left under their quota.
 
-The checks (components/generation/filtering.py): the judge agrees with the label with enough
-confidence, the outlier score is within a quantile of the real held-out images', and the sample is no
+The checks (components/generation/filtering.py): the judge does not call the sample another class (and,
+when filter.min_confidence is set, gives its label at least that probability), the outlier score is within a quantile of the real held-out images', and the sample is no
 near-duplicate of a real train image in judge-feature space. A class with fewer passing samples than
 its quota gets more (indices after those generated, through the same generate -> denoise -> upscale
 chain: components/stages/top_up.py) for at most filter.top_up_rounds rounds.
 
 data/filtered keeps every candidate, so rejections can be inspected: the shards, manifest.parquet with
-`filter` (accepted, or the reason), `judge_label`, `judge_confidence`, `nn_distance`, `filter_round` (0:
+`filter` (accepted, or the reason), `judge_label`, `judge_confidence` (the judge's probability of the
+label), `judge_probs` (of every class: the soft label), `nn_distance`, `filter_round` (0:
 generated, r: top-up round r) beside the provenance columns; filter.json (acceptance per class and
 reason, the top-up log) and filter.png (per class: accepted, then rejected samples). assemble keeps the
 accepted rows.
@@ -60,7 +61,7 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     realism = filtering.realism_threshold(reference_scores(), f.realism_quantile)
     duplicate = filtering.duplicate_threshold(real_features, f.duplicate_ratio)
     quota = {int(k): int(n) for k, n in candidates.groupby("label").size().items()}
-    checks = ["label off" if f.min_confidence is None else f"label (judge confidence >= {f.min_confidence})",
+    checks = [filtering.label_check_text(f.label_check, f.min_confidence),
               "realism off" if f.realism_quantile is None else f"realism (outlier score <= {realism:.5g})",
               "duplicate off" if f.duplicate_ratio is None else f"duplicate (nearest real distance >= {duplicate:.4g})"]
     print(f"filter: {len(candidates)} samples on {describe(device)}; checks: {', '.join(checks)}")
@@ -71,14 +72,14 @@ def run(params: Params, source: Path = SOURCE) -> dict:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(shard_path(source, shard), dst)
         scored = judged(candidates, out, judge, real_features, f, device)
-        scored["filter"] = filtering.check(scored, f.min_confidence, realism, duplicate)
+        scored["filter"] = filtering.check(scored, f.label_check, f.min_confidence, realism, duplicate)
         scored, rounds = top_up(scored, quota, params, info, out, judge, real_features, (realism, duplicate), device)
         scored["filter"] = filtering.keep_targets(scored, quota, f.max_per_class)
         manifest = scored.drop(columns="index")
         write_manifest(out, manifest)
         write_json(out / INFO, {**json.loads((source / INFO).read_text()), "filter": f.model_dump(mode="json")})
         report = {**filtering.acceptance(scored, info.class_names), "thresholds": {
-            "min_confidence": f.min_confidence, "outlier_score": None if math.isinf(realism) else round(realism, 6),
+            "label_check": f.label_check, "min_confidence": f.min_confidence, "outlier_score": None if math.isinf(realism) else round(realism, 6),
             "nn_distance": round(duplicate, 6)}, "top_up": rounds}
         write_json(out / REPORT, report)
         if len(manifest):
@@ -109,16 +110,20 @@ def reference_scores() -> np.ndarray:
 
 def judged(rows: pd.DataFrame, root: Path, judge: classifier.Classifier, real_features: np.ndarray,
            f: FilterParams, device: torch.device) -> pd.DataFrame:
-    """`rows` with the judge's label and confidence and the distance to the nearest real train image."""
+    """`rows` with the judge's label, its probability of the sample's label (judge_confidence), its
+    probabilities of every class (judge_probs: the soft label) and the distance to the nearest real train
+    image."""
     label, confidence, distance = (pd.Series(np.nan, index=rows.index) for _ in range(3))
+    soft = pd.Series(None, index=rows.index, dtype=object)
     for part, images in iter_images(root, rows):
         features = classifier.embed(judge, images, f.batch_size, device)
         probs = classifier.proba_from_features(judge, features, device)
         label[part.index] = probs.argmax(1)
         confidence[part.index] = probs[np.arange(len(part)), part["label"].to_numpy()]
+        soft[part.index] = list(probs.astype(np.float32))
         distance[part.index] = filtering.nearest_distance(features, real_features)
     return rows.assign(judge_label=label.astype("int64"), judge_confidence=confidence.astype("float64"),
-                       nn_distance=distance.astype("float64"))
+                       judge_probs=soft, nn_distance=distance.astype("float64"))
 
 
 def top_up(scored: pd.DataFrame, quota: dict[int, int], params: Params, info: DatasetInfo, out: Path,
@@ -142,7 +147,7 @@ def top_up(scored: pd.DataFrame, quota: dict[int, int], params: Params, info: Da
                 frames.append(rows.assign(filter_round=round_, index=np.arange(start, start + count)))
             writer.flush()
             extra = judged(pd.concat(frames, ignore_index=True), out, judge, real_features, f, device)
-            extra["filter"] = filtering.check(extra, f.min_confidence, *thresholds)
+            extra["filter"] = filtering.check(extra, f.label_check, f.min_confidence, *thresholds)
             scored = pd.concat([scored, extra], ignore_index=True)
             entry = {"round": round_, "short": {info.class_names[k]: n for k, n in short.items()},
                      "generated": {info.class_names[int(r['label'].iloc[0])]: len(r) for r in frames}}

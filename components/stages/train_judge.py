@@ -1,8 +1,10 @@
 """train_judge: train the judge, a classifier of the real train images, into data/models/judge.
 
-Its penultimate features are the embedding of evaluate's generative metrics (Fréchet distance, KID,
-precision/recall). The output folder persists between runs (dvc.yaml: persist: true): a killed run
-resumes from its last checkpoint, and raising train_judge.steps continues a finished one.
+It trains with the downstream recipe and the classic augmentation (the strongest classifier of the real
+images genaug makes). Its penultimate features are the embedding of evaluate's generative metrics (Fréchet
+distance, KID, precision/recall); its class probabilities are the filter's label check and the soft labels
+of the synthetic samples. The output folder persists between runs (dvc.yaml: persist: true): a killed run
+resumes from its last checkpoint.
 """
 
 import torch
@@ -30,7 +32,8 @@ def run(params: Params) -> dict:
     print(f"train_judge: classifier (width {p.model.width}, {p.model.stages} stages) on {len(labels)} images of "
           f"{len(info.class_names)} classes, {p.steps} steps on {describe(device)}")
     model, summary = train_classifier(images, labels, len(info.class_names), p.model, p, params.seed, device,
-                                      paths.JUDGE, "train_judge", finals=(JUDGE,))
+                                      paths.JUDGE, "train_judge", augment=params.classic,
+                                      label_smoothing=p.label_smoothing, finals=(JUDGE,))
     save(paths.JUDGE / JUDGE, classifier.export(model, p.model, info.class_names, info.size, summary["steps"]))
     summary["val"] = validation(model, info, device)
     write_json(paths.metrics_file("train_judge"), summary)

@@ -1,8 +1,17 @@
-"""Training the image classifier (judge and downstream classifier) on the shared loop (fit.py):
-cross-entropy, optionally class-weighted, optionally on classic-augmented batches."""
+"""Training the image classifier (judge and downstream classifier) on the shared loop (fit.py).
+
+A run's batches come from a ShareSampler (components/data/sampling.py): the real images, drawn uniformly or
+with equal weight per class (oversampling), plus, for a run with synthetic images, a fixed number of those
+per batch. The loss is cross-entropy on the real part (label smoothing, optional class weights) plus
+`synthetic.weight` x cross-entropy on the synthetic part, against their labels or soft labels (a
+distribution per image, from the judge). The classic augmentation (shift, flip, erased square) runs in
+torch on the whole batch, on the device.
+"""
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -11,42 +20,84 @@ import torch.nn.functional as F
 from components.config.classifier import ClassifierParams
 from components.config.training import FitParams
 from components.config.transforms import ClassicParams
-from components.data.transforms import classic
-from components.models.classifier import Classifier, build, to_input
+from components.data.sampling import ShareSampler, class_balancing
+from components.errors import DataError
+from components.models.augment import classic
+from components.models.classifier import Classifier, build
 from components.training.fit import DeviceImages, fit
 
 METRICS = ("loss", "accuracy")
+Balance = Literal["none", "weighted", "oversampled"]
+
+
+@dataclass(frozen=True)
+class SyntheticPart:
+    """The synthetic images of a downstream run and how they enter it: `per_batch` of them join each batch
+    for the first `steps` steps; `targets` are their labels (N,) or soft labels (N, classes)."""
+
+    images: np.ndarray
+    targets: np.ndarray
+    per_batch: int
+    weight: float
+    steps: int
+
+    def fingerprint(self) -> dict:
+        return {"data": digest(self.images, self.targets), "per_batch": self.per_batch, "weight": self.weight,
+                "steps": self.steps}
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, model_params: ClassifierParams,
                      fit_params: FitParams, seed: int, device: torch.device, run_dir: Path, name: str,
-                     class_weights: np.ndarray | None = None, augment: ClassicParams | None = None,
+                     balance: Balance = "none", augment: ClassicParams | None = None,
+                     synthetic: SyntheticPart | None = None, label_smoothing: float = 0.0,
                      finals: tuple[str, ...] = ()) -> tuple[Classifier, dict]:
-    """Train a classifier on uint8 (N, H, W, C) images; returns it (eval mode) and fit's summary.
-
-    `class_weights` (one per class) weight the cross-entropy; `augment` applies the classic augmentation
-    to every batch, seeded by (seed, step), so a resumed run draws the same batches."""
-    model = build(model_params, num_classes, images.shape[-1], seed)
+    """Train a classifier on uint8 (N, H, W, C) real images (and `synthetic`); returns it (eval mode) and
+    fit's summary. `balance`: weighted (class-weighted cross-entropy) or oversampled (every class drawn as
+    often). Every random draw is seeded by `seed`: a resumed run trains to the same weights."""
     labels = np.array(labels, dtype=np.int64)  # a writable copy (pandas hands out read-only arrays)
-    data = DeviceImages(images, labels, device)
-    weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32, device=device)
+    check_labels(labels, num_classes)
+    model = build(model_params, num_classes, images.shape[-1], seed).to(memory_format=torch.channels_last)
+    real = DeviceImages(images, labels, device)
+    weights = balancing_weights(labels, num_classes) if balance == "weighted" else None
+    weight = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
+    fake = soft = None
+    if synthetic is not None:
+        fake = DeviceImages(synthetic.images, np.zeros(len(synthetic.images), np.int64), device)
+        soft = torch.as_tensor(np.array(synthetic.targets), device=device)
+    sampler = ShareSampler(np.arange(len(labels)), np.arange(0 if synthetic is None else len(synthetic.images)),
+                           fit_params.batch_size, 0 if synthetic is None else synthetic.per_batch, fit_params.steps,
+                           seed, class_balancing(labels) if balance == "oversampled" else None)
 
     def batch_metrics(m: torch.nn.Module, rng: torch.Generator, step: int) -> torch.Tensor:
-        x, y, index = data.batch(fit_params.batch_size, rng)
+        real_index, fake_index = sampler.draw(step)
+        x, y = real.take(torch.from_numpy(real_index).to(device))
+        mixed = fake is not None and step < synthetic.steps
+        if mixed:
+            index = torch.from_numpy(fake_index).to(device)
+            x = torch.cat([x, fake.take(index)[0]])
         if augment is not None:
-            raw = data.images[index].permute(0, 2, 3, 1).cpu().numpy()
-            x = to_input(classic(raw, augment, batch_seed(seed, step)), device)
-        logits = m(x).float()
-        loss = F.cross_entropy(logits, y, weight=weight)
-        return torch.stack([loss, (logits.argmax(1) == y).float().mean()])
+            x = classic(x, augment, rng)
+        logits = m(x.contiguous(memory_format=torch.channels_last)).float()
+        own = logits[:len(y)]
+        loss = F.cross_entropy(own, y, weight=weight, label_smoothing=label_smoothing)
+        if mixed:
+            target = soft[index]
+            loss = loss + synthetic.weight * F.cross_entropy(
+                logits[len(y):], target, label_smoothing=0.0 if target.is_floating_point() else label_smoothing)
+        return torch.stack([loss, (own.argmax(1) == y).float().mean()])
 
     fingerprint = {
         "model": "classifier", "arch": model_params.model_dump(mode="json"), "classes": num_classes,
-        "data": digest(images, labels),
-        "class_weights": None if class_weights is None else [round(float(w), 6) for w in class_weights],
+        "data": digest(images, labels), "balance": balance, "label_smoothing": label_smoothing,
         "augment": None if augment is None else augment.model_dump(mode="json"),
+        "synthetic": None if synthetic is None else synthetic.fingerprint(),
     }
     return fit(model, batch_metrics, METRICS, fit_params, seed, device, run_dir, fingerprint, finals, name)
+
+
+def check_labels(labels: np.ndarray, num_classes: int) -> None:
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"labels must lie in [0, {num_classes}), got [{labels.min()}, {labels.max()}]")
 
 
 def balancing_weights(labels: np.ndarray, num_classes: int) -> np.ndarray | None:
@@ -59,10 +110,6 @@ def balancing_weights(labels: np.ndarray, num_classes: int) -> np.ndarray | None
     return weights
 
 
-def batch_seed(seed: int, step: int) -> int:
-    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
-
-
 def digest(images: np.ndarray, labels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(images).tobytes()
-                          + np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()
+                          + np.ascontiguousarray(labels).tobytes()).hexdigest()

@@ -1,5 +1,6 @@
 """The training loop of the single-loss models (cVAE, autoencoders, upscaler, classifiers), read top
-to bottom: one optimiser, optional EMA, logging, checkpoints, resume and the divergence watch.
+to bottom: one optimiser and its learning-rate schedule, optional EMA, logging, checkpoints, resume and
+the divergence watch.
 
 The caller gives `batch_metrics(model, rng, step)`: it draws a batch with `rng` (data already on the
 device) and returns a 1-D tensor of metrics whose first entry is the loss to minimise (`step`, from
@@ -10,6 +11,7 @@ summed on the device and read (one host sync) every log_every steps.
 import copy
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from components.config.training import NOT_SHAPING, FitParams
+from components.config.training import FitParams
 from components.device import autocast
 from components.errors import DivergenceError
 from components.training.rundir import RunDir
@@ -36,12 +38,12 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
     run = RunDir(run_dir, metrics, finals)
     model = model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False) if params.ema_decay is not None else None
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, betas=params.betas,
-                                 weight_decay=params.weight_decay, fused=device.type == "cuda")
+    optimizer = OPTIMIZERS[params.optimizer](model.parameters(), lr=params.lr, betas=params.betas,
+                                             weight_decay=params.weight_decay, fused=device.type == "cuda")
     rng = torch.Generator(device).manual_seed(seed + 1)  # seed itself initialised the weights
     states = {"model": model, "optimizer": optimizer, **({"ema": ema} if ema is not None else {})}
     # Everything that shapes the weights; the device type too (CPU and CUDA differ in numerics).
-    key = json.dumps({**fingerprint, "fit": params.model_dump(mode="json", exclude=NOT_SHAPING), "seed": seed,
+    key = json.dumps({**fingerprint, "fit": params.model_dump(mode="json", exclude=params.not_shaping()), "seed": seed,
                       "device": device.type}, sort_keys=True, default=str)
     step = first_step = run.resume(key, params.steps, states, rng)
     run.remove_finals()
@@ -53,6 +55,8 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
     bar = tqdm(total=params.steps, initial=step, desc=name, unit="step", disable=None)
     while step < params.steps:
         model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(params, step)
         with autocast(device):
             values = batch_metrics(model, rng, step).float()
         optimizer.zero_grad(set_to_none=True)
@@ -91,6 +95,23 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
     return (ema if ema is not None else model).eval(), summary
 
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def learning_rate(params: FitParams, step: int) -> float:
+    """The learning rate of step `step` (from 0) under params.schedule: a function of the step alone, so a
+    resumed run follows the same curve."""
+    if params.schedule == "constant":
+        return params.lr
+    warm = round(params.warmup * params.steps)
+    start = params.lr / 25 if params.schedule == "onecycle" else 0.0
+    end = params.lr / 1e4 if params.schedule == "onecycle" else 0.0
+    if step < warm:
+        return start + (params.lr - start) * (step + 1) / warm
+    done = (step - warm) / max(1, params.steps - warm)
+    return end + (params.lr - end) * 0.5 * (1 + math.cos(math.pi * done))
+
+
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for e, p in zip(ema.parameters(), model.parameters()):
@@ -123,4 +144,8 @@ class DeviceImages:
     def batch(self, size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(images in [-1, 1], labels, the drawn indices)."""
         index = torch.randint(len(self.labels), (size,), generator=rng, device=self.device)
-        return self.images[index].float().div_(127.5).sub_(1.0), self.labels[index], index
+        return *self.take(index), index
+
+    def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images in [-1, 1], labels) of the rows at `index` (a tensor on the device)."""
+        return self.images[index].float().div_(127.5).sub_(1.0), self.labels[index]

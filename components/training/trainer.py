@@ -28,7 +28,7 @@ from components.device import autocast
 from components.errors import DataError, DivergenceError
 from components.generation.sample import class_grid, save_grid
 from components.models import cgan
-from components.models.diffaugment import augment
+from components.models.augment import augment
 from components.training import checkpoint
 from components.training.fit import update_ema
 from components.training.rundir import RunDir
@@ -63,11 +63,13 @@ def train_gan(images: np.ndarray, labels: np.ndarray, num_classes: int, class_na
     opt_d = torch.optim.Adam(D.parameters(), lr=tp.lr * tp.lr_ratio, betas=tp.betas, fused=fused)
     rng = torch.Generator(device).manual_seed(seed + 1)  # seed itself initialised the weights
     watch = DivergenceWatch(tp.divergence_patience, device)
+    lecam = LeCam(device)
     g_train, d_train = (torch.compile(G), torch.compile(D)) if tp.compile else (G, D)
 
     fingerprint = run_fingerprint(gp, tp, seed, class_names, data.digest, device)
     run = RunDir(run_dir, METRICS, finals=(FINAL, FINAL_GRID))
-    states = {"generator": G, "discriminator": D, "ema": ema, "opt_g": opt_g, "opt_d": opt_d, "watch": watch}
+    states = {"generator": G, "discriminator": D, "ema": ema, "opt_g": opt_g, "opt_d": opt_d, "watch": watch,
+              "lecam": lecam}
     step = run.resume(fingerprint, tp.steps, states, rng)
     first_step = step
     run.remove_finals()  # a run that fails leaves no generator behind
@@ -77,7 +79,7 @@ def train_gan(images: np.ndarray, labels: np.ndarray, num_classes: int, class_na
     started = interval_start = time.perf_counter()
     with tqdm(total=tp.steps, initial=step, desc="train_generator", unit="step", disable=None) as bar:
         while step < tp.steps:
-            values = train_step(g_train, d_train, G, ema, opt_g, opt_d, data, rng, tp, step)
+            values = train_step(g_train, d_train, G, ema, opt_g, opt_d, data, rng, tp, step, lecam)
             step += 1
             sums += values
             count += 1
@@ -121,7 +123,7 @@ def train_gan(images: np.ndarray, labels: np.ndarray, num_classes: int, class_na
 
 
 def train_step(g_train, d_train, G, ema, opt_g, opt_d, data: "DeviceData", rng: torch.Generator,
-               tp: TrainGeneratorParams, step: int) -> torch.Tensor:
+               tp: TrainGeneratorParams, step: int, lecam: "LeCam") -> torch.Tensor:
     """One D update then one G update on the same fake batch; returns METRICS as a device tensor."""
     real, labels = data.batch(tp.batch_size, rng)
     z = torch.randn(len(labels), G.latent_dim, generator=rng, device=real.device)
@@ -130,6 +132,8 @@ def train_step(g_train, d_train, G, ema, opt_g, opt_d, data: "DeviceData", rng: 
         both = augment(torch.cat([real, fake.detach()]), tp.diffaugment, rng)
         d_real, d_fake = d_train(both, torch.cat([labels, labels])).float().chunk(2)
         loss_d = cgan.d_loss(tp.loss, d_real, d_fake, tp.label_smoothing)
+    if tp.lecam:
+        loss_d = loss_d + tp.lecam * lecam.penalty(d_real, d_fake)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
@@ -189,6 +193,30 @@ def fits(device: torch.device, nbytes: int) -> bool:
         return True
     free, _ = torch.cuda.mem_get_info(device)
     return nbytes < free // 4
+
+
+class LeCam:
+    """LeCam regularisation (Tseng et al. 2021): keeps D's outputs on real and fake images near the moving
+    averages of the other side's, which bounds how far D can overfit a small training set. The averages live on
+    the device and in the checkpoint (a resumed run continues them)."""
+
+    DECAY = 0.99
+
+    def __init__(self, device: torch.device):
+        self.real = torch.zeros((), device=device)
+        self.fake = torch.zeros((), device=device)
+
+    def penalty(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        self.real.lerp_(d_real.detach().mean(), 1 - self.DECAY)
+        self.fake.lerp_(d_fake.detach().mean(), 1 - self.DECAY)
+        return F.relu(d_real - self.fake).pow(2).mean() + F.relu(self.real - d_fake).pow(2).mean()
+
+    def state_dict(self) -> dict:
+        return {"real": self.real.clone(), "fake": self.fake.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.real.copy_(state["real"])
+        self.fake.copy_(state["fake"])
 
 
 class DivergenceWatch:

@@ -16,7 +16,7 @@ from components.stages import assemble, prepare
 @pytest.fixture
 def params(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    p = validate({"prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())},
+    p = validate({"classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())},
                               "size": 8, "per_class": 6, "classes": ["0", "1"]},
                   "generator": {"size": 8}, "upscale": {"factor": 1}})
     prepare.run(p)

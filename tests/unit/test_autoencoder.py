@@ -99,7 +99,7 @@ def scored(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = validate({
         "device": "cpu",
-        "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": 8,
+        "classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": 8,
                     "per_class": 20, "classes": ["0", "1", "7"]},
         "generator": {"size": 8},
         "upscale": {"factor": 1},

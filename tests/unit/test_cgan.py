@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from components.config.generator import GeneratorParams
 from components.models import cgan
-from components.models.diffaugment import augment
+from components.models.augment import augment
 
 TINY = dict(latent_dim=8, width=8, embed_dim=4, max_width=32)
 

@@ -85,3 +85,10 @@ def test_dotted_overrides_apply_and_validate():
     assert params.prepare.per_class == 7 and params.seed == 3
     with pytest.raises(ParamsError, match="prepare.channels"):
         load_params(REPO / "params.yaml", {"prepare.channels": 4})
+
+
+def test_mirrored_digits_are_refused_with_the_fix():
+    raw = {"prepare": {"source": {"kind": "sklearn-digits", "path": "x"}}}
+    with pytest.raises(ParamsError, match="Set classic.hflip: false"):
+        validate(raw)
+    assert not validate({**raw, "classic": {"hflip": False}}).classic.hflip

@@ -163,7 +163,7 @@ def test_interrupted_training_resumes_to_the_same_decoder(digits, tmp_path):
 
 
 def test_params_name_bad_cvae_values():
-    raw = {"prepare": {"source": {"kind": "sklearn-digits", "path": "x"}},
+    raw = {"classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": "x"}},
            "generator": {"kind": "cvae"}, "train_generator": {"cvae": {"likelihood": "poisson", "beta": -1}}}
     with pytest.raises(ParamsError) as info:
         validate(raw)
@@ -181,7 +181,7 @@ def test_stages_with_kind_cvae(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = validate({
         "device": "cpu",
-        "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": 8,
+        "classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": 8,
                     "per_class": 10, "classes": ["0", "1", "7"]},
         "generator": {"kind": "cvae", "size": 8, **TINY},
         "train_generator": {"grid_columns": 2, "cvae": {"steps": 4, "batch_size": 8, "log_every": 2,

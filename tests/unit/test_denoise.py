@@ -83,7 +83,7 @@ def stages(tmp_path, monkeypatch):
     tiny = {"steps": 10, "batch_size": 16, "log_every": 5, "checkpoint_every": 5, "width": 8}
     params = validate({
         "device": "cpu",
-        "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": 8,
+        "classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": 8,
                     "per_class": 20, "classes": ["0", "1", "7"]},
         "generator": {"size": 8},
         "upscale": {"factor": 1},
@@ -169,7 +169,7 @@ def test_denoise_refuses_a_shard_outside_its_folder_and_a_stale_scorer(stages):
 
 
 def test_params_name_bad_values():
-    raw = {"prepare": {"source": {"kind": "sklearn-digits", "path": "x"}}, "denoise": {"strength": 1.5},
+    raw = {"classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": "x"}}, "denoise": {"strength": 1.5},
            "train_denoiser": {"variants": 0, "noise": {"gaussian": {"std": [0.2, 0.1]}}}}
     with pytest.raises(ParamsError) as info:
         validate(raw)

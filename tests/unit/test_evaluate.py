@@ -1,6 +1,6 @@
-"""evaluate on a tiny dataset: the arms, their scores and lift, the synthetic:real ratio sweep, the generative
-metrics and the plots; and the release gate, which refuses noise as synthetic data and accepts held-out real
-images."""
+"""evaluate on a tiny dataset: the arms (rare-class arms too), their test and val scores and lift, the share
+sweep, soft labels, the generative metrics and the plots; and the release gate, which refuses noise as
+synthetic data and accepts held-out real images."""
 
 import json
 
@@ -10,7 +10,7 @@ import pytest
 
 from components import paths
 from components.config.data import GateParams
-from components.errors import ParamsError, VersionError
+from components.errors import DataError, ParamsError, VersionError
 from components.metrics.classification import scores
 from components.stages import evaluate, prepare, train_judge
 from components.stages.version import check_gate
@@ -38,24 +38,31 @@ def test_scores_of_known_predictions():
 
 
 def test_evaluate_reports_every_arm_and_the_generative_metrics(prepared):
-    params = small_params(evaluate={"arms": ["real", "real_weighted", "real_classic", "real_synthetic"],
-                                    "seeds": [0], "fit": {"steps": 20, "checkpoint_every": 20, "log_every": 10}})
+    params = small_params(evaluate={"arms": ["real", "real_weighted", "real_oversampled_classic", "real_classic",
+                                             "real_synthetic"], "seeds": [0], **FAST})
     augmented_with("heldout", 30, params)
     report = evaluate.run(params)
 
     metrics = json.loads(paths.metrics_file("evaluate").read_text())
     assert metrics == json.loads(json.dumps(report))
-    assert list(report["arms"]) == ["real", "real_weighted", "real_classic", "real_synthetic"]
+    assert list(report["arms"]) == ["real", "real_weighted", "real_oversampled_classic", "real_classic",
+                                    "real_synthetic"]
     real = metrics["arms"]["real"]
     assert 0 < real["balanced_accuracy"]["mean"] <= 1 and real["balanced_accuracy"]["std"] == 0
     assert set(real["recall"]) == {"T-shirt/top", "Pullover", "Coat"}
-    # Balanced real classes: weighting changes nothing, so that arm shares the real arm's runs.
+    assert 0 < real["val"]["balanced_accuracy"]["mean"] <= 1  # 3 val images: for choosing, never reported
+    # Balanced real classes: weighting and oversampling change nothing, so those arms share the plain runs.
     assert metrics["arms"]["real_weighted"] == real
-    assert any("class weighting changes nothing" in note for note in metrics["notes"])
-    best = max(["real", "real_weighted", "real_classic"], key=lambda a: metrics["arms"][a]["accuracy"]["mean"])
-    assert metrics["lift"]["baseline"]["accuracy"]["arm"] == best
+    assert metrics["arms"]["real_oversampled_classic"] == metrics["arms"]["real_classic"]
+    assert any("weighted changes nothing" in note for note in metrics["notes"])
+    baselines = [arm for arm in report["arms"] if arm != "real_synthetic"]
+    strongest = max(metrics["arms"][arm]["accuracy"]["mean"] for arm in baselines)
+    best = metrics["lift"]["baseline"]["accuracy"]["arm"]
+    assert best in baselines and metrics["arms"][best]["accuracy"]["mean"] == strongest
     assert metrics["lift"]["real_synthetic"]["accuracy"] == pytest.approx(
-        metrics["arms"]["real_synthetic"]["accuracy"]["mean"] - metrics["arms"][best]["accuracy"]["mean"], abs=2e-5)
+        metrics["arms"]["real_synthetic"]["accuracy"]["mean"] - strongest, abs=2e-5)
+    assert set(metrics["lift_val"]) == {"baseline", "real_synthetic"}
+    assert metrics["recipe"]["fit"]["steps"] == 20 and metrics["recipe"]["synthetic"]["per_batch"] == 5
 
     gen = metrics["generative"]
     assert gen["synthetic"] == 90 and gen["kid"]["subset_size"] == 90  # cut to the smaller set
@@ -64,10 +71,14 @@ def test_evaluate_reports_every_arm_and_the_generative_metrics(prepared):
     assert 0 <= gen["cas"]["accuracy"] <= 1
 
     arms = pd.read_csv(paths.EVALUATE_PLOTS / "arms.csv")
-    assert arms["arm"].tolist() == list(report["arms"]) and arms["synthetic"].tolist() == [0, 0, 0, 1]
-    assert len(pd.read_csv(paths.EVALUATE_PLOTS / "runs.csv")) == 4
+    assert arms["arm"].tolist() == list(report["arms"]) and arms["synthetic"].tolist() == [0, 0, 0, 0, 1]
+    assert len(pd.read_csv(paths.EVALUATE_PLOTS / "runs.csv")) == 5
     assert (paths.EVALUATE_PLOTS / "samples.png").exists()
-    assert "| real_synthetic |" in (paths.EVALUATE_PLOTS / "report.md").read_text()
+    text = (paths.EVALUATE_PLOTS / "report.md").read_text()
+    assert "| real_synthetic |" in text and "Recipe of every run: 20 steps of 16 real images" in text
+    # Three distinct recipes were trained (real, real_classic, real_synthetic), plus CAS.
+    assert sorted(d.name for d in paths.EVALUATION_RUNS.iterdir()) == [
+        "cas-seed0", "real-seed0", "real_classic-seed0", "real_synthetic-seed0"]
 
     # The same params again: byte-identical metrics (what DVC records), from the finished runs.
     before = paths.metrics_file("evaluate").read_bytes()
@@ -75,63 +86,93 @@ def test_evaluate_reports_every_arm_and_the_generative_metrics(prepared):
     assert paths.metrics_file("evaluate").read_bytes() == before
 
 
+FAST = {"fit": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 10}}
+
+
 def test_without_synthetic_samples_the_synthetic_arms_are_skipped(prepared):
-    params = small_params(evaluate={"seeds": [0], "ratios": [1],
-                                    "fit": {"steps": 10, "checkpoint_every": 10, "log_every": 10}})
+    params = small_params(evaluate={"arms": ["real", "real_synthetic_classic"], "seeds": [0], "shares": [0.5],
+                                    **FAST})
     from components.stages import assemble
 
     assemble.run(params, synthetic=None)
     report = evaluate.run(params)
     assert list(report["arms"]) == ["real"] and report["lift"] == {} and "generative" not in report
-    assert "real_synthetic: skipped, the dataset has no synthetic samples" in report["notes"]
-    assert "ratios" not in report and not (paths.EVALUATE_PLOTS / "ratios.csv").exists()
-    assert "ratios: the sweep is skipped, the dataset has no synthetic samples" in report["notes"]
+    assert "real_synthetic_classic: skipped, the dataset has no synthetic samples" in report["notes"]
+    assert "shares" not in report and not (paths.EVALUATE_PLOTS / "shares.csv").exists()
+    assert "shares: the sweep is skipped, the dataset has no synthetic samples" in report["notes"]
 
 
-@pytest.mark.parametrize("ratios, message", [([-0.5], "must be > 0"), ([0], "must be > 0"),
-                                             ([float("inf")], "finite"), ([0.5, 1, 0.5], "must not repeat")])
-def test_bad_ratios_are_refused(ratios, message):
+@pytest.mark.parametrize("key, value, message", [
+    ("shares", [0], "strictly between 0 and 1"), ("shares", [1.0], "strictly between 0 and 1"),
+    ("shares", [0.5, 0.25, 0.5], "must not repeat"), ("synthetic_share", 1, "less than 1"),
+    ("synthetic_share", 0, "greater than 0"), ("synthetic_weight", -1, "greater than 0"),
+    ("synthetic_labels", "teacher", "'hard' or 'judge'"), ("label_temperature", 0, "greater than 0"),
+    ("real_only_final", 1, "less than 1"), ("arms", ["real_mixup"], "real_synthetic_classic"),
+    ("fit", {"schedule": "step"}, "'constant', 'cosine' or 'onecycle'"),
+    ("fit", {"label_smoothing": 1}, "less than 1"), ("fit", {"warmup": -0.1}, "greater than or equal to 0"),
+])
+def test_bad_evaluate_params_are_refused_with_their_key(key, value, message):
     with pytest.raises(ParamsError, match=message) as err:
-        small_params(evaluate={"ratios": ratios})
-    assert "evaluate.ratios" in str(err.value)
+        small_params(evaluate={key: value})
+    assert f"evaluate.{key}" in str(err.value)
 
 
-def test_ratio_subset_takes_the_first_of_each_class_up_to_what_there_is():
-    labels = np.array([2, 0, 1, 0, 2, 0, 0, 1, 2])
-    synthetic = evaluate.Images(np.arange(len(labels)).reshape(-1, 1, 1, 1), labels)
-    real_counts = np.array([4, 10, 3])
+def test_soft_labels_are_the_judges_probabilities_at_the_temperature_and_sum_to_one():
+    probs = np.array([[0.7, 0.2, 0.1], [0.05, 0.9, 0.05]], np.float32)
+    synthetic = evaluate.Images(np.zeros((2, 8, 8, 1), np.uint8), np.array([0, 1]), probs)
+    params = small_params(evaluate={"synthetic_labels": "judge"}).evaluate
+    assert np.allclose(evaluate.synthetic_targets(params, synthetic), probs)
+    hot = evaluate.synthetic_targets(params.model_copy(update={"label_temperature": 2.0}), synthetic)
+    assert np.allclose(hot.sum(1), 1) and hot[0, 0] < 0.7 and hot[0].argmax() == 0  # softer, same order
+    logits = np.log(probs.astype(np.float64))
+    expected = np.exp(logits / 2) / np.exp(logits / 2).sum(1, keepdims=True)
+    assert np.allclose(hot, expected, atol=1e-6)
+    assert evaluate.synthetic_targets(params.model_copy(update={"synthetic_labels": "hard"}), synthetic).tolist() == [0, 1]
+    with pytest.raises(DataError, match="judge_probs"):
+        evaluate.synthetic_targets(params, evaluate.Images(synthetic.images, synthetic.labels))
 
-    # Wanted: floor of 2, 5, 1.5; class 1 has only 2. Kept in manifest order, the classes interleaved.
-    half = evaluate.ratio_subset(synthetic, real_counts, 0.5)
-    assert half.images.ravel().tolist() == [0, 1, 2, 3, 7] and half.labels.tolist() == [2, 0, 1, 0, 1]
-    assert len(evaluate.ratio_subset(synthetic, real_counts, 0.29)) == 1 + 2 + 0  # floor of 1.16, 2.9, 0.87
-    assert len(evaluate.ratio_subset(synthetic, real_counts, 0.1)) == 1
-    assert len(evaluate.ratio_subset(synthetic, real_counts, 10)) == len(synthetic)
-    many = evaluate.Images(np.zeros((40, 1, 1, 1), np.uint8), np.zeros(40, np.int64))
-    assert len(evaluate.ratio_subset(many, np.array([100]), 0.29)) == 29  # 0.29 x 100 is 28.999... in floats
 
-
-def test_ratio_sweep_writes_a_row_per_ratio_and_reuses_the_real_runs(prepared):
-    params = small_params(evaluate={"arms": ["real"], "seeds": [0], "ratios": [1, 0.5], "cas": False,
-                                    "fit": {"steps": 10, "checkpoint_every": 10, "log_every": 10}})
-    augmented_with("noise", 8, params)  # 11 real train images a class: ratio 1 wants 11, gets 8
+def test_share_sweep_writes_a_row_per_share_and_reuses_the_arms_runs(prepared):
+    params = small_params(evaluate={"arms": ["real", "real_synthetic"], "seeds": [0], "shares": [0.5, 0.25],
+                                    "cas": False, **FAST})
+    augmented_with("noise", 8, params)
     report = evaluate.run(params)
 
-    rows = pd.read_csv(paths.EVALUATE_PLOTS / "ratios.csv")
-    assert rows.columns.tolist() == ["ratio", "synthetic", "accuracy", "accuracy_std", "balanced_accuracy",
+    rows = pd.read_csv(paths.EVALUATE_PLOTS / "shares.csv")
+    assert rows.columns.tolist() == ["share", "synthetic_per_batch", "accuracy", "accuracy_std", "balanced_accuracy",
                                      "balanced_accuracy_std"]
-    assert rows["ratio"].tolist() == [0, 0.5, 1] and rows["synthetic"].tolist() == [0, 15, 24]
-    assert report["ratios"][0]["balanced_accuracy"] == report["arms"]["real"]["balanced_accuracy"]
-    assert json.loads(paths.metrics_file("evaluate").read_text())["ratios"] == report["ratios"]
-    # Ratio 0 took the real arm's run: nothing was trained twice.
+    assert rows["share"].tolist() == [0, 0.25, 0.5] and rows["synthetic_per_batch"].tolist() == [0, 5, 16]
+    assert report["shares"][0]["balanced_accuracy"] == report["arms"]["real"]["balanced_accuracy"]
+    assert report["shares"][1]["balanced_accuracy"] == report["arms"]["real_synthetic"]["balanced_accuracy"]
+    assert json.loads(paths.metrics_file("evaluate").read_text())["shares"] == report["shares"]
+    # Share 0 took the real arm's run and 0.25 the synthetic arm's: only share 0.5 was trained anew.
     runs = sorted(d.name for d in paths.EVALUATION_RUNS.iterdir())
-    assert runs == ["ratio0.5-seed0", "ratio1-seed0", "real-seed0"]
-    assert any(n.startswith("ratio 1: capped") for n in report["notes"])
-    assert "## Synthetic:real ratio sweep" in (paths.EVALUATE_PLOTS / "report.md").read_text()
+    assert runs == ["real-seed0", "real_synthetic-seed0", "real_synthetic-share0.5-seed0"]
+    assert "## Synthetic share sweep" in (paths.EVALUATE_PLOTS / "report.md").read_text()
+
+
+def test_rare_classes_get_their_own_arms(tmp_path, monkeypatch):
+    """With prepare.imbalance, class weighting and oversampling train runs of their own, and the per-class
+    recall of the rare class is reported for every arm."""
+    if not FASHION_MNIST.is_dir():
+        pytest.skip("needs the Fashion-MNIST package")
+    monkeypatch.chdir(tmp_path)
+    params = small_params(prepare={"per_class": 20, "imbalance": {"classes": ["Coat"], "factor": 0.25}},
+                          evaluate={"arms": ["real", "real_weighted", "real_oversampled_classic",
+                                             "real_synthetic_classic"], "seeds": [0], "cas": False, **FAST})
+    prepare.run(params)
+    train_judge.run(params)
+    augmented_with("heldout", 10, params)
+    report = evaluate.run(params)
+    assert not any("changes nothing" in n for n in report["notes"])
+    assert sorted(d.name for d in paths.EVALUATION_RUNS.iterdir()) == [
+        "real-seed0", "real_oversampled_classic-seed0", "real_synthetic_classic-seed0", "real_weighted-seed0"]
+    assert all("Coat" in entry["recall"] for entry in report["arms"].values())
 
 
 def test_gate_refuses_noise_and_accepts_heldout_real_images(prepared):
-    params = prepared
+    # Half of each batch from the planted set: 100 a class against 11 real ones, so held-out real images help.
+    params = small_params(evaluate={"synthetic_share": 0.5})
     gate = GateParams()
     augmented_with("noise", 100, params)
     noise = evaluate.run(params)

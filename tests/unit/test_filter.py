@@ -33,12 +33,18 @@ def frame(**columns) -> pd.DataFrame:
 def test_the_first_failing_check_names_the_rejection():
     scores = frame(judge_label=[0, 1, 0, 0, 1, 0], judge_confidence=[0.9, 0.9, 0.4, 0.9, 0.9, 0.9],
                    outlier_score=[0.01, 0.01, 0.01, 0.5, 0.5, 0.01], nn_distance=[1.0, 1.0, 1.0, 0.0, 0.0, 0.05])
-    verdict = filtering.check(scores, min_confidence=0.5, realism=0.1, duplicate=0.1)
+    verdict = filtering.check(scores, label_check=True, min_confidence=0.5, realism=0.1, duplicate=0.1)
     assert verdict.tolist() == ["accepted", "label", "label", "realism", "label", "duplicate"]
+    # The default label check: only a judge that names another class rejects; an unsure one (0.4) does not.
+    assert filtering.check(scores, True, None, 0.1, 0.1).tolist() == [
+        "accepted", "label", "accepted", "realism", "label", "duplicate"]
     # Thresholds at their "off" values pass everything the judge agrees with.
-    loose = filtering.check(scores, 0.0, float("inf"), 0.0)
+    loose = filtering.check(scores, True, 0.0, float("inf"), 0.0)
     assert loose.tolist() == ["accepted", "label", "accepted", "accepted", "label", "accepted"]
-    assert (filtering.check(scores, None, float("inf"), 0.0) == "accepted").all()  # every check off
+    assert (filtering.check(scores, False, None, float("inf"), 0.0) == "accepted").all()  # every check off
+    # The confidence alone, without the class check.
+    assert filtering.check(scores, False, 0.5, float("inf"), 0.0).tolist() == [
+        "accepted", "accepted", "label", "accepted", "accepted", "accepted"]
 
 
 def test_targets_keep_the_first_passing_samples_and_name_cap_or_surplus():
@@ -140,7 +146,7 @@ TINY_FIT = {"steps": 20, "batch_size": 8, "checkpoint_every": 10, "log_every": 5
 def chain_params(**filter_params):
     return validate({
         "device": "cpu",
-        "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": 16,
+        "classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": 16,
                     "per_class": 12, "classes": ["0", "1", "7"], "val_fraction": 0.25},
         "generator": {"size": 8, "width": 8, "embed_dim": 8, "latent_dim": 8},
         "train_generator": {**TINY_FIT, "batch_size": 16},

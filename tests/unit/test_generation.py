@@ -93,7 +93,7 @@ def test_stages_train_then_generate(tmp_path, monkeypatch):
     write_prepared(paths.PREPARED)
     params = validate({
         "device": "cpu",
-        "prepare": {"source": {"kind": "sklearn-digits", "path": "x"}, "size": 8},
+        "classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": "x"}, "size": 8},
         "generator": {"size": 8, "latent_dim": 8, "width": 8, "embed_dim": 4},
         "upscale": {"factor": 1},
         "train_generator": {"steps": 4, "batch_size": 8, "log_every": 2, "checkpoint_every": 2, "grid_columns": 2},

@@ -13,7 +13,7 @@ from components.stages import prepare
 
 
 def params(**prepare_keys):
-    raw = {"seed": 0, "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())},
+    raw = {"seed": 0, "classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())},
                                   "size": 8, **prepare_keys},
            "generator": {"size": 8}, "upscale": {"factor": 1}}
     return validate(raw)

@@ -1,20 +1,17 @@
-"""The seeded image pipelines (noise, degrade, classic) and the validation of their params."""
+"""The seeded image pipelines (noise, degrade) and the validation of their params."""
 
 import cv2
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from components.config.transforms import (
-    Affine, Blur, BrightnessContrast, ClassicParams, DegradeParams, Erase, GaussianNoise, Jpeg, NoiseParams,
-    SaltAndPepper)
-from components.data.transforms import classic, degrade, noise
+from components.config.transforms import Blur, DegradeParams, GaussianNoise, Jpeg, NoiseParams, SaltAndPepper
+from components.data.transforms import degrade, noise
 from components.errors import DataError, ParamsError
 
 OFF_NOISE = NoiseParams(blur=Blur(p=0), gaussian=GaussianNoise(p=0), salt_and_pepper=SaltAndPepper(p=0),
                         jpeg=Jpeg(p=0))
 OFF_DEGRADE = DegradeParams(blur=Blur(p=0), gaussian=GaussianNoise(p=0), jpeg=Jpeg(p=0))
-OFF_CLASSIC = ClassicParams(affine=Affine(p=0), brightness_contrast=BrightnessContrast(p=0))
 
 
 def smooth_images(n: int, size: int = 28, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -157,47 +154,6 @@ def test_degrade_refuses_a_factor_that_does_not_divide_the_size(factor):
         degrade(smooth_images(2, size=28), DegradeParams(), factor=factor, seed=0)
 
 
-# classic
-
-@pytest.mark.parametrize("channels", [1, 3])
-def test_classic_keeps_shape_dtype_and_order(channels):
-    images = smooth_images(40, channels=channels)
-    out = classic(images, ClassicParams(erase=Erase(p=0.5)), seed=0)
-    assert out.shape == images.shape and out.dtype == np.uint8
-    assert not np.array_equal(out, images)
-    # Output i comes from input i alone, so the labels of the batch still apply: replacing one input
-    # changes that output only.
-    swapped = images.copy()
-    swapped[5] = smooth_images(1, channels=channels, seed=99)[0]
-    changed = (classic(swapped, ClassicParams(erase=Erase(p=0.5)), seed=0) != out).any(axis=(1, 2, 3))
-    assert changed.nonzero()[0].tolist() == [5]
-
-
-def test_classic_with_every_probability_0_is_the_identity():
-    images = smooth_images(20, channels=3)
-    assert np.array_equal(classic(images, OFF_CLASSIC, seed=0), images)
-
-
-def test_classic_flip_is_off_by_default_and_flips_when_asked():
-    images = smooth_images(10)
-    assert ClassicParams().hflip_p == 0
-    assert np.array_equal(classic(images, OFF_CLASSIC.model_copy(update={"hflip_p": 1.0}), 0), images[:, :, ::-1])
-
-
-def test_classic_erase_blacks_out_a_rectangle_of_the_given_area():
-    params = OFF_CLASSIC.model_copy(update={"erase": Erase(scale=(0.1, 0.2), p=1)})
-    out = classic(gray(20, value=255), params, seed=0)
-    erased = (out == 0).mean(axis=(1, 2, 3))
-    assert ((erased > 0.05) & (erased < 0.25)).all()
-
-
-def test_classic_is_seeded():
-    images = smooth_images(20)
-    first = classic(images, ClassicParams(), seed=4)
-    assert first.tobytes() == classic(images, ClassicParams(), seed=4).tobytes()
-    assert not np.array_equal(first, classic(images, ClassicParams(), seed=5))
-
-
 # inputs and params
 
 @pytest.mark.parametrize("bad", [np.zeros((2, 28, 28), np.uint8), np.zeros((2, 28, 28, 1), np.float32),
@@ -211,7 +167,6 @@ def test_empty_batches_keep_their_shape():
     empty = np.zeros((0, 28, 28, 3), np.uint8)
     assert noise(empty, NoiseParams(), 0).shape == (0, 28, 28, 3)
     assert degrade(empty, DegradeParams(), 4, 0).shape == (0, 7, 7, 3)
-    assert classic(empty, ClassicParams(), 0).shape == (0, 28, 28, 3)
 
 
 def test_negative_seed_is_refused():

@@ -111,7 +111,7 @@ def test_generator_training_images_are_area_downscaled():
 # params
 
 def raw(size: int, generator: int, factor: int) -> dict:
-    return {"prepare": {"source": {"kind": "sklearn-digits", "path": "x"}, "size": size},
+    return {"classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": "x"}, "size": size},
             "generator": {"size": generator}, "upscale": {"factor": factor}}
 
 
@@ -147,7 +147,7 @@ TINY_SR = {"steps": 20, "batch_size": 8, "checkpoint_every": 10, "log_every": 5,
 def stage_params(factor: int, size: int = 16, **train):
     return validate({
         "device": "cpu",
-        "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": size,
+        "classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": size,
                     "per_class": 10, "classes": ["0", "1", "7"], "val_fraction": 0.3},
         "generator": {"size": size // factor},
         "upscale": {"factor": factor, "batch_size": 3, "grid_columns": 2},
