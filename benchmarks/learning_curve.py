@@ -72,7 +72,9 @@ def run_budget(folder: Path, overrides: dict) -> dict:
 
 def summarize(per_class: int, report: dict, filtered: dict, seconds: dict) -> dict:
     metric = "balanced_accuracy"
-    arms = {arm: entry[metric] for arm, entry in report["arms"].items()}
+    # test figures report; the val mean beside them is what a choice may look at
+    arms = {arm: {**entry[metric], "val": entry["val"][metric]["mean"], "recall": entry["recall"]}
+            for arm, entry in report["arms"].items()}
     best = {kind: best_arm({arm: a for arm, a in arms.items() if (arm in SYNTHETIC_ARMS) == synthetic})
             for kind, synthetic in (("non_synthetic", False), ("synthetic", True))}
     gen = report.get("generative", {})
@@ -83,6 +85,9 @@ def summarize(per_class: int, report: dict, filtered: dict, seconds: dict) -> di
         "best_non_synthetic": best["non_synthetic"],
         "best_synthetic": best["synthetic"],   # None: the filter kept no synthetic sample
         "lift": None if lift is None else round(lift, 5),
+        "lift_val": report.get("lift_val"),
+        "recipe": report["recipe"],
+        "shares": report.get("shares"),
         "generative": {key: gen.get(key) for key in ("fd", "fd_floor", "fd_real_train", "kid", "precision",
                                                     "recall", "cas")},
         "filter": {"candidates": filtered["candidates"], "accepted": filtered["accepted"], "rate": filtered["rate"],

@@ -60,7 +60,7 @@ TINY = {
     "train_judge.model": {"width": 8, "stages": 2},
     # A 20-step generator makes noise that a 20-step judge rightly rejects: the checks are off here and
     # have their own tests (test_filter.py), so the samples flow through to assemble and evaluate.
-    "filter.min_confidence": None,
+    "filter.label_check": False,
     "filter.realism_quantile": None,
     "filter.duplicate_ratio": None,
     "evaluate.seeds": [0],

@@ -45,6 +45,10 @@ class CvaeParams(FitParams):
     likelihood bernoulli: pixels in [0, 1] scored by binary cross-entropy (sharp on mostly black or
     white images such as Fashion-MNIST); gaussian: squared error, with the noise scale set to its
     optimum per batch (sigma-VAE, Rybkin et al. 2021), so no weight to tune against the KL.
+    prior standard: generate decodes N(0, I) latents; aggregate: the mixture of the train images'
+    posteriors q(z | x, y) of the class (each sample's latent from one train image's posterior, picked
+    by its seed), the prior the decoder was trained on (VampPrior-like; encoded once after training and
+    saved in generator.pt).
     """
 
     steps: int = Field(2000, ge=1)
@@ -54,6 +58,7 @@ class CvaeParams(FitParams):
     beta: float = Field(1.0, ge=0)
     kl_warmup_steps: int = Field(500, ge=0)             # 0: the full beta from the first step
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    prior: Literal["standard", "aggregate"] = "standard"
 
 
 class TrainGeneratorParams(Section):

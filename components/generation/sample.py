@@ -28,6 +28,7 @@ from components.device import autocast
 from components.models import cgan
 
 MASK63 = np.uint64((1 << 63) - 1)
+PICK_SALT = np.uint64(0x5EED_0F_A11)  # the aggregate prior's pick of a train image: not the latent's bits
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
@@ -59,6 +60,21 @@ def latents(seeds: np.ndarray, dim: int, truncation: float | None = None) -> tor
     return torch.special.ndtri(uniform).float()
 
 
+def prior_latents(model: torch.nn.Module, label: int, seeds: np.ndarray, truncation: float | None = None,
+                  temperature: float = 1.0) -> torch.Tensor:
+    """The latents of class `label`'s samples with these seeds: standard normal (truncated, times
+    `temperature`), or, for a model with an aggregate prior (the cVAE's `posterior`), drawn from the
+    posterior of the class's train image that each seed picks, its noise scaled the same way."""
+    noise = latents(seeds, model.latent_dim, truncation) * temperature
+    posterior = getattr(model, "posterior", None)
+    if posterior is None or len(posterior[label][0]) == 0:
+        return noise
+    means, stds = posterior[label]
+    pick = splitmix64(np.asarray(seeds, dtype=np.int64).astype(np.uint64) ^ PICK_SALT) % np.uint64(len(means))
+    pick = torch.from_numpy(pick.astype(np.int64))
+    return means[pick] + stds[pick] * noise
+
+
 @torch.no_grad()
 def generate_class_range(model: torch.nn.Module, label: int, start: int, count: int, seed: int,
                          batch_size: int = 256, truncation: float | None = None,
@@ -69,7 +85,7 @@ def generate_class_range(model: torch.nn.Module, label: int, start: int, count: 
     end = start + count
     parts = []
     for first in range(start // batch_size * batch_size, end, batch_size):
-        z = latents(sample_seeds(seed, label, first, batch_size), model.latent_dim, truncation) * temperature
+        z = prior_latents(model, label, sample_seeds(seed, label, first, batch_size), truncation, temperature)
         z = z.to(device)
         labels = torch.full((batch_size,), label, dtype=torch.int64, device=device)
         with autocast(device):

@@ -4,7 +4,9 @@ functions that use them (build, export, load).
 
 The decoder offers the cGAN generator's sampling interface (latent_dim, size, channels, num_classes
 and forward(z, labels) -> images in [-1, 1]), so components/generation/sample.py and the generate
-stage sample either model alike: class k's samples are decoded from prior latents with label k.
+stage sample either model alike: class k's samples are decoded from prior latents with label k. With
+the aggregate prior the decoder also carries `posterior`: per class, the (means, stds) of its train
+images' posteriors, which sample.py draws latents from.
 Sizes, as for the cGAN: any even size from 8; the sides, kernels and widths are the cGAN's.
 """
 
@@ -60,6 +62,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.size, self.channels, self.num_classes = params.size, channels, num_classes
         self.latent_dim = params.latent_dim
+        self.posterior: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None  # the aggregate prior
         chans, fine = widths(params), sides(params.size)[1:]
         self.start = sides(params.size)[0]
         self.embed = nn.Embedding(num_classes, params.embed_dim)
@@ -130,11 +133,31 @@ def reconstruction_nll(logits: torch.Tensor, images: torch.Tensor, likelihood: s
     return per_pixel.flatten(1).sum(dim=1)
 
 
-def export(model: CVAE, params: GeneratorParams, class_names: list[str], step: int) -> dict:
+@torch.no_grad()
+def encode(model: CVAE, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> dict:
+    """The posteriors of `images` (in [-1, 1]) as the aggregate prior: {"means", "stds", "labels"} on the CPU."""
+    model.eval()
+    means, logvars = zip(*(model.encoder(images[i:i + batch_size], labels[i:i + batch_size])
+                           for i in range(0, len(labels), batch_size)))
+    return {"means": torch.cat(means).float().cpu(), "stds": torch.cat(logvars).float().mul(0.5).exp().cpu(),
+            "labels": labels.cpu()}
+
+
+def set_posterior(decoder: Decoder, posterior: dict | None) -> Decoder:
+    """Give the decoder the aggregate prior `encode` made (None: the standard normal prior)."""
+    decoder.posterior = None if posterior is None else {
+        int(k): (posterior["means"][posterior["labels"] == k], posterior["stds"][posterior["labels"] == k])
+        for k in range(decoder.num_classes)}
+    return decoder
+
+
+def export(model: CVAE, params: GeneratorParams, class_names: list[str], step: int,
+           posterior: dict | None = None) -> dict:
     """What generator.pt holds for a cVAE: the decoder's weights and all needed to rebuild it (the
-    encoder is only for training and stays in the checkpoints)."""
+    encoder is only for training and stays in the checkpoints), and the aggregate prior if one is used."""
     return model_file.fields(model.decoder, KIND, step, arch=params.model_dump(mode="json"),
-                             class_names=list(class_names), channels=model.decoder.channels)
+                             class_names=list(class_names), channels=model.decoder.channels,
+                             posterior=posterior)
 
 
 def load(path: Path, device: torch.device) -> tuple[Decoder, dict]:
@@ -145,5 +168,6 @@ def load(path: Path, device: torch.device) -> tuple[Decoder, dict]:
 def from_saved(saved: dict, device: torch.device) -> tuple[Decoder, dict]:
     """The decoder in the fields `model_file.read` gave (as `load`)."""
     params = GeneratorParams.model_validate(saved["arch"])
-    return model_file.rebuild(saved, lambda: Decoder(params, len(saved["class_names"]), saved["channels"]),
-                              device), saved
+    decoder = model_file.rebuild(saved, lambda: Decoder(params, len(saved["class_names"]), saved["channels"]),
+                                 device)
+    return set_posterior(decoder, saved.get("posterior")), saved

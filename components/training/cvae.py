@@ -47,6 +47,10 @@ def train_cvae(images: np.ndarray, labels: np.ndarray, class_names: list[str], g
                    "data": digest}
     model, summary = fit(model, batch_metrics, METRICS, tp, seed, device, run_dir, fingerprint,
                          finals=(FINAL, FINAL_GRID), name="train_generator", picture=picture)
-    checkpoint.save(run_dir / FINAL, {**cvae.export(model, gp, class_names, summary["steps"]), "seed": seed})
+    posterior = cvae.encode(model, *data.take(torch.arange(len(data), device=device))) \
+        if tp.prior == "aggregate" else None
+    cvae.set_posterior(model.decoder, posterior)
+    checkpoint.save(run_dir / FINAL, {**cvae.export(model, gp, class_names, summary["steps"], posterior),
+                                      "seed": seed})
     picture(model, run_dir / FINAL_GRID)
     return {**summary, "train_images": len(labels), "generator": checkpoint.file_hash(run_dir / FINAL)}

@@ -16,7 +16,7 @@ from components.data.manifest import read_manifest
 from components.data.shards import gather_images
 from components.data.sources import sklearn_digits_path
 from components.errors import DataError, ParamsError
-from components.generation.sample import generate_class_range
+from components.generation.sample import generate_class_range, latents, prior_latents, sample_seeds
 from components.models import cgan, cvae, generators
 from components.stages import generate as generate_stage
 from components.stages import prepare
@@ -152,6 +152,36 @@ def test_temperature_scales_the_prior(digits, tmp_path):
     assert plain.astype(int).std(axis=0).mean() > cold.std(axis=0).mean()
 
 
+def test_aggregate_prior_draws_from_the_class_train_posteriors(digits, tmp_path):
+    """prior aggregate: generator.pt carries every train image's posterior; a sample's latent is one of its
+    class's posteriors (picked by the sample's seed), so at temperature ~0 it decodes a train image's
+    posterior mean, and its class is recognised at least as often as from the standard prior."""
+    images, labels = digits
+    arch = GeneratorParams(kind="cvae", size=8, latent_dim=8, width=16, embed_dim=8)
+    train_cvae(images, labels, ["zero", "one", "seven"], arch, recipe(prior="aggregate"), seed=0, device=CPU,
+               run_dir=tmp_path)
+    decoder, saved = generators.load(tmp_path / "generator.pt", CPU)
+    assert saved["posterior"]["means"].shape == (len(labels), 8)
+    assert torch.equal(saved["posterior"]["labels"], torch.from_numpy(labels))
+    assert (saved["posterior"]["stds"] > 0).all()
+
+    means = {k: {tuple(m.tolist()) for m in decoder.posterior[k][0]} for k in range(3)}
+    seeds = sample_seeds(1, 2, 0, 40)
+    cold = prior_latents(decoder, 2, seeds, temperature=0.0)
+    assert all(tuple(z.tolist()) in means[2] for z in cold)  # each an encoded seven's mean
+    assert len({tuple(z.tolist()) for z in cold}) > 10          # the seeds pick different images
+    again = generate_class_range(decoder, 2, 0, 40, seed=1, batch_size=16)
+    assert generate_class_range(decoder, 2, 0, 40, seed=1, batch_size=40).tobytes() == again.tobytes()
+
+    judge = LogisticRegression(max_iter=2000).fit(images.reshape(len(images), -1) / 255, labels)
+    samples = [generate_class_range(decoder, k, 0, 30, seed=1, batch_size=30) for k in range(3)]
+    predicted = judge.predict(np.concatenate(samples).reshape(90, -1) / 255)
+    assert (predicted == np.repeat(np.arange(3), 30)).mean() > 0.8
+
+    cvae.set_posterior(decoder, None)  # the standard prior again: plain normal latents
+    assert torch.equal(prior_latents(decoder, 2, seeds), latents(seeds, 8))
+
+
 def test_interrupted_training_resumes_to_the_same_decoder(digits, tmp_path):
     images, labels = digits
     arch = GeneratorParams(kind="cvae", size=8, **TINY)
@@ -164,12 +194,13 @@ def test_interrupted_training_resumes_to_the_same_decoder(digits, tmp_path):
 
 def test_params_name_bad_cvae_values():
     raw = {"classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": "x"}},
-           "generator": {"kind": "cvae"}, "train_generator": {"cvae": {"likelihood": "poisson", "beta": -1}}}
+           "generator": {"kind": "cvae"}, "train_generator": {"cvae": {"likelihood": "poisson", "beta": -1, "prior": "vamp"}}}
     with pytest.raises(ParamsError) as info:
         validate(raw)
     message = str(info.value)
     assert "train_generator.cvae.likelihood" in message and "'bernoulli'" in message
     assert "train_generator.cvae.beta" in message
+    assert "train_generator.cvae.prior" in message and "'aggregate'" in message
     with pytest.raises(ParamsError, match="generator.kind"):
         validate({**raw, "generator": {"kind": "vae"}, "train_generator": {}})
     with pytest.raises(ParamsError, match="generate.temperature"):
