@@ -67,7 +67,8 @@ def run_budget(folder: Path, overrides: dict) -> dict:
             seconds[name] = round(time.perf_counter() - started, 1)
         report = json.loads(Path("metrics/evaluate.json").read_text())
         filtered = json.loads(Path("metrics/filter.json").read_text())
-    return summarize(params.prepare.per_class, report, filtered, seconds)
+    return {**summarize(params.prepare.per_class, report, filtered, seconds),
+            "rare_classes": list(params.prepare.imbalance.classes)}
 
 
 def summarize(per_class: int, report: dict, filtered: dict, seconds: dict) -> dict:

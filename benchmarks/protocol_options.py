@@ -58,8 +58,10 @@ def parse_pairs(items: list[str]) -> dict:
 
 
 def run_variant(data: Path, folder: Path, overrides: dict) -> dict:
-    """evaluate in `folder`, reading `data`'s assembled set and judge through links."""
-    for part in (paths.AUGMENTED, paths.JUDGE):
+    """evaluate in `folder`, reading `data`'s assembled set and judge through links; the finished runs of the
+    non-synthetic arms are linked too (the options change only the synthetic arms: those runs are reused)."""
+    reused = [run for run in (data / paths.EVALUATION_RUNS).glob("*") if not run.name.startswith("real_synthetic")]
+    for part in (paths.AUGMENTED, paths.JUDGE, *(run.relative_to(data) for run in reused)):
         link = folder / part
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists():

@@ -21,6 +21,8 @@ TINY = {
     # The cascade (generator at 14, SR x2), not the default 28 x 1: the project then runs every stage's
     # real work, and test_upscale_factor_1_generates_at_full_size_without_sr switches to the default.
     "generator.size": 14,
+    # The cGAN here (params.yaml's default is the cVAE, which test_cvae_with_denoise_off runs).
+    "generator.kind": "cgan",
     "upscale.factor": 2,
     "generator.width": 8,
     "generator.embed_dim": 8,
@@ -31,7 +33,10 @@ TINY = {
     "train_generator.log_every": 5,
     "generate.n": 10,
     "generate.shard_size": 16,
-    "train_generator.cvae": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5},
+    "train_generator.cvae.steps": 20,
+    "train_generator.cvae.batch_size": 16,
+    "train_generator.cvae.checkpoint_every": 10,
+    "train_generator.cvae.log_every": 5,
     "train_scorer.steps": 20,
     "train_scorer.batch_size": 16,
     "train_scorer.checkpoint_every": 10,

@@ -28,7 +28,7 @@ from components.device import autocast
 from components.models import cgan
 
 MASK63 = np.uint64((1 << 63) - 1)
-PICK_SALT = np.uint64(0x5EED_0F_A11)  # the aggregate prior's pick of a train image: not the latent's bits
+PICK_SALT = np.uint64(0x5EED_0F_A11)  # the posterior prior's picks: bits apart from the latent's
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
@@ -63,16 +63,31 @@ def latents(seeds: np.ndarray, dim: int, truncation: float | None = None) -> tor
 def prior_latents(model: torch.nn.Module, label: int, seeds: np.ndarray, truncation: float | None = None,
                   temperature: float = 1.0) -> torch.Tensor:
     """The latents of class `label`'s samples with these seeds: standard normal (truncated, times
-    `temperature`), or, for a model with an aggregate prior (the cVAE's `posterior`), drawn from the
-    posterior of the class's train image that each seed picks, its noise scaled the same way."""
+    `temperature`), or, for a model with a posterior prior (the cVAE's `posterior`), the posterior of the
+    class's train image each seed picks, moved a share up to `posterior_mix` of the way towards a second
+    one's mean, its noise scaled the same way."""
     noise = latents(seeds, model.latent_dim, truncation) * temperature
     posterior = getattr(model, "posterior", None)
     if posterior is None or len(posterior[label][0]) == 0:
         return noise
     means, stds = posterior[label]
-    pick = splitmix64(np.asarray(seeds, dtype=np.int64).astype(np.uint64) ^ PICK_SALT) % np.uint64(len(means))
-    pick = torch.from_numpy(pick.astype(np.int64))
-    return means[pick] + stds[pick] * noise
+    bits = splitmix64(np.asarray(seeds, dtype=np.int64).astype(np.uint64) ^ PICK_SALT)
+    first = pick(bits, len(means))
+    z = means[first]
+    if model.posterior_mix:
+        second, share = pick(splitmix64(bits), len(means)), unit(splitmix64(splitmix64(bits)))
+        z = z + (model.posterior_mix * share)[:, None] * (means[second] - z)
+    return z + stds[first] * noise
+
+
+def pick(bits: np.ndarray, count: int) -> torch.Tensor:
+    """Indices in [0, count) from uint64 hash bits."""
+    return torch.from_numpy((bits % np.uint64(count)).astype(np.int64))
+
+
+def unit(bits: np.ndarray) -> torch.Tensor:
+    """float32 in [0, 1) from uint64 hash bits."""
+    return torch.from_numpy((bits >> np.uint64(11)).astype(np.float64) / 2.0 ** 53).float()
 
 
 @torch.no_grad()

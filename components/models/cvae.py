@@ -5,8 +5,9 @@ functions that use them (build, export, load).
 The decoder offers the cGAN generator's sampling interface (latent_dim, size, channels, num_classes
 and forward(z, labels) -> images in [-1, 1]), so components/generation/sample.py and the generate
 stage sample either model alike: class k's samples are decoded from prior latents with label k. With
-the aggregate prior the decoder also carries `posterior`: per class, the (means, stds) of its train
-images' posteriors, which sample.py draws latents from.
+the aggregate or interpolated prior the decoder also carries `posterior`: per class, the (means, stds)
+of its train images' posteriors, which sample.py draws latents from, and `posterior_mix`: how far a latent
+may move towards a second train image's mean (0: aggregate; 0.5: anywhere between the two).
 Sizes, as for the cGAN: any even size from 8; the sides, kernels and widths are the cGAN's.
 """
 
@@ -63,6 +64,7 @@ class Decoder(nn.Module):
         self.size, self.channels, self.num_classes = params.size, channels, num_classes
         self.latent_dim = params.latent_dim
         self.posterior: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None  # the aggregate prior
+        self.posterior_mix = 0.0
         chans, fine = widths(params), sides(params.size)[1:]
         self.start = sides(params.size)[0]
         self.embed = nn.Embedding(num_classes, params.embed_dim)
@@ -133,21 +135,26 @@ def reconstruction_nll(logits: torch.Tensor, images: torch.Tensor, likelihood: s
     return per_pixel.flatten(1).sum(dim=1)
 
 
+PRIOR_MIX = {"aggregate": 0.0, "interpolated": 0.5}  # train_generator.cvae.prior -> posterior_mix
+
+
 @torch.no_grad()
-def encode(model: CVAE, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> dict:
-    """The posteriors of `images` (in [-1, 1]) as the aggregate prior: {"means", "stds", "labels"} on the CPU."""
+def encode(model: CVAE, images: torch.Tensor, labels: torch.Tensor, prior: str, batch_size: int = 512) -> dict:
+    """The posteriors of `images` (in [-1, 1]) as the `prior` (aggregate or interpolated):
+    {"means", "stds", "labels", "mix"}, on the CPU."""
     model.eval()
     means, logvars = zip(*(model.encoder(images[i:i + batch_size], labels[i:i + batch_size])
                            for i in range(0, len(labels), batch_size)))
     return {"means": torch.cat(means).float().cpu(), "stds": torch.cat(logvars).float().mul(0.5).exp().cpu(),
-            "labels": labels.cpu()}
+            "labels": labels.cpu(), "mix": PRIOR_MIX[prior]}
 
 
 def set_posterior(decoder: Decoder, posterior: dict | None) -> Decoder:
-    """Give the decoder the aggregate prior `encode` made (None: the standard normal prior)."""
+    """Give the decoder the prior `encode` made (None: the standard normal prior)."""
     decoder.posterior = None if posterior is None else {
         int(k): (posterior["means"][posterior["labels"] == k], posterior["stds"][posterior["labels"] == k])
         for k in range(decoder.num_classes)}
+    decoder.posterior_mix = 0.0 if posterior is None else float(posterior["mix"])
     return decoder
 
 

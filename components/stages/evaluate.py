@@ -377,8 +377,7 @@ def equal_sizes(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[np.ndarray
 
 def cas(ctx: Context) -> dict:
     """Classification accuracy score: the downstream recipe (with the classic augmentation) trained on the
-    synthetic images alone, tested on the real test images; and its share of the real_classic recipe's score
-    with the same seed, trained on the real images."""
+    synthetic images alone (evaluate's first seed), tested on the real test images."""
     p, seed = ctx.p, ctx.p.seeds[0]
     synthetic = ctx.sets.synthetic
     model, _ = train_classifier(synthetic.images, synthetic.labels, ctx.num_classes, p.classifier, p.fit, seed,

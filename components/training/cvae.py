@@ -47,8 +47,8 @@ def train_cvae(images: np.ndarray, labels: np.ndarray, class_names: list[str], g
                    "data": digest}
     model, summary = fit(model, batch_metrics, METRICS, tp, seed, device, run_dir, fingerprint,
                          finals=(FINAL, FINAL_GRID), name="train_generator", picture=picture)
-    posterior = cvae.encode(model, *data.take(torch.arange(len(data), device=device))) \
-        if tp.prior == "aggregate" else None
+    posterior = None if tp.prior == "standard" else \
+        cvae.encode(model, *data.take(torch.arange(len(data), device=device)), tp.prior)
     cvae.set_posterior(model.decoder, posterior)
     checkpoint.save(run_dir / FINAL, {**cvae.export(model, gp, class_names, summary["steps"], posterior),
                                       "seed": seed})

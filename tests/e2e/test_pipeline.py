@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tests.project import dvc, env, make_project, run, set_params
 
@@ -73,11 +74,15 @@ def test_denoise_on_cleans_and_scores_the_samples(project):
 
 
 def test_cvae_with_denoise_off(tmp_path):
-    """generator.kind cvae in params is all it takes; denoise.strength 0 passes the samples through unchanged."""
+    """generator.kind cvae in params is all it takes (with params.yaml's cVAE recipe: the interpolated prior);
+    denoise.strength 0 passes the samples through unchanged."""
     root = make_project(tmp_path / "cvae", remote=tmp_path / "remote",
                         overrides={"generator.kind": "cvae", "denoise.strength": 0.0})
     dvc(root, "repro", "assemble")
     assert (root / "data/models/generator/metrics.csv").read_text().startswith("step,loss,recon,kl\n")
+    saved = torch.load(root / "data/models/generator/generator.pt", weights_only=True)
+    train = pd.read_parquet(root / "data/prepared/manifest.parquet").query("split == 'train'")
+    assert saved["posterior"]["mix"] == 0.5 and len(saved["posterior"]["labels"]) == len(train)  # interpolated
     denoised = pd.read_parquet(root / "data/denoised/manifest.parquet")
     assert (denoised["denoise_strength"] == 0).all() and denoised["denoiser"].isna().all()
     for shard in denoised["shard"].unique():

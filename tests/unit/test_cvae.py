@@ -182,6 +182,29 @@ def test_aggregate_prior_draws_from_the_class_train_posteriors(digits, tmp_path)
     assert torch.equal(prior_latents(decoder, 2, seeds), latents(seeds, 8))
 
 
+def test_interpolated_prior_fills_the_segments_between_train_posteriors(digits, tmp_path):
+    """prior interpolated: at temperature 0 a latent lies on the segment between two of its class's posterior
+    means (its distance to the nearest mean is usually not 0), and varies more than the aggregate prior's."""
+    images, labels = digits
+    arch = GeneratorParams(kind="cvae", size=8, latent_dim=8, width=16, embed_dim=8)
+    train_cvae(images, labels, ["zero", "one", "seven"], arch, recipe(steps=60, prior="interpolated"), seed=0,
+               device=CPU, run_dir=tmp_path)
+    decoder, saved = generators.load(tmp_path / "generator.pt", CPU)
+    assert saved["posterior"]["mix"] == decoder.posterior_mix == 0.5
+    means = decoder.posterior[1][0]
+    cold = prior_latents(decoder, 1, sample_seeds(3, 1, 0, 200), temperature=0.0)
+    nearest = torch.cdist(cold, means).min(dim=1).values
+    assert (nearest > 1e-4).float().mean() > 0.9
+    # each lies on a segment from some mean a at most half way to some mean b: z - a parallel to b - a
+    to_z, to_b = cold[:, None, None] - means[None, :, None], means[None, None] - means[None, :, None]
+    parallel = torch.nn.functional.cosine_similarity(to_z, to_b, dim=3) > 0.9999
+    half_way = to_z.norm(dim=3) <= 0.5 * to_b.norm(dim=3) + 1e-5
+    assert (parallel & half_way).flatten(1).any(dim=1).all()
+    decoder.posterior_mix = 0.0
+    aggregate = prior_latents(decoder, 1, sample_seeds(3, 1, 0, 200), temperature=0.0)
+    assert (aggregate[:, None] - means[None]).norm(dim=2).min(dim=1).values.max() < 1e-6
+
+
 def test_interrupted_training_resumes_to_the_same_decoder(digits, tmp_path):
     images, labels = digits
     arch = GeneratorParams(kind="cvae", size=8, **TINY)

@@ -1,0 +1,146 @@
+"""README tables from benchmarks/results: each table sits in README.md between `<!-- table:NAME -->` and
+`<!-- /table -->` and is rewritten from the JSON named below, so the README's figures are the measured ones.
+Prints what changed; --check exits 1 when the README is not up to date (nothing written).
+
+    python benchmarks/readme_tables.py
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks/results"
+SEEDS = [0, 1, 2]
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def pm(values: list[float]) -> str:
+    """Mean ± sample std of the values (the spread over pipeline seeds)."""
+    spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.4f} ± {spread:.4f}"
+
+
+def main_table() -> str:
+    """100 labels per class, pipeline seeds 0/1/2 (each the mean over evaluate's seeds 0/1/2)."""
+    runs = [load(f"protocol-100-seed{s}.json")["budgets"][0] for s in SEEDS]
+    lines = ["| arm | val (choices) | test: seed 0 | seed 1 | seed 2 | test: mean ± std | lift |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    best = max((a for a in runs[0]["arms"] if "synthetic" not in a),
+               key=lambda a: np.mean([r["arms"][a]["mean"] for r in runs]))
+    base = np.mean([r["arms"][best]["mean"] for r in runs])
+    for arm in runs[0]["arms"]:
+        tests = [r["arms"][arm]["mean"] for r in runs]
+        lift = f"{np.mean(tests) - base:+.4f}" if "synthetic" in arm else ("(baseline)" if arm == best else "")
+        lines.append(f"| `{arm}` | {np.mean([r['arms'][arm]['val'] for r in runs]):.4f} | "
+                     + " | ".join(f"{t:.4f}" for t in tests) + f" | {pm(tests)} | {lift} |")
+    return "\n".join(lines)
+
+
+def generative_table() -> str:
+    runs = [load(f"protocol-100-seed{s}.json")["budgets"][0] for s in SEEDS]
+    lines = ["| pipeline seed | FD (floor) | precision | recall | CAS | CAS / real arm | filter kept | pipeline s |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for seed, r in zip(SEEDS, runs):
+        g, cas = r["generative"], r["generative"]["cas"]["balanced_accuracy"]
+        lines.append(f"| {seed} | {g['fd']:.3g} ({g['fd_floor']:.2g}) | {g['precision']:.3f} | {g['recall']:.3f} | "
+                     f"{cas:.4f} | {cas / r['arms']['real']['mean']:.0%} | {r['filter']['rate']:.1%} | "
+                     f"{r['total_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def shares_table() -> str:
+    rows = load("protocol-100-seed0.json")["budgets"][0]["shares"]
+    lines = ["| synthetic share | val | test |", "|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['share']:g} | {row['val']['balanced_accuracy']['mean']:.4f} | "
+                     f"{row['balanced_accuracy']['mean']:.4f} |")
+    return "\n".join(lines)
+
+
+def options_table() -> str:
+    data = load("protocol_options-cpu-2core.json")
+    lines = ["| variant | params | val (choose) | test (report) |", "|---|---|---:|---:|"]
+    for row in data["variants"]:
+        for arm in row["synthetic_arms"]:
+            entry = row["arms"][arm]
+            pairs = ", ".join(f"`{k}: {v}`" for k, v in row["overrides"].items()) or "defaults"
+            lines.append(f"| {row['variant']} | {pairs} | {entry['val']:.4f} | {entry['test']:.4f} |")
+    return "\n".join(lines)
+
+
+def coverage_table() -> str:
+    lines = ["| generator | train s | precision | recall | FD (floor) | label agreement | judge unsure but right |",
+             "|---|---:|---:|---:|---|---:|---:|"]
+    for name in ("generator_coverage-cgan.json", "generator_coverage-cvae.json"):
+        if not (RESULTS / name).exists():
+            continue
+        for r in load(name)["variants"]:
+            lines.append(f"| {r['variant']} | {r['train_seconds']:.0f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+                         f"{r['fd']:.3g} ({r['fd_floor']:.2g}) | {r['label_agreement']:.3f} | "
+                         f"{r['unsure_but_right']:.3f} |")
+    return "\n".join(lines)
+
+
+def imbalance_table() -> str:
+    run = load("imbalanced-100-seed0.json")["budgets"][0]
+    rare = run.get("rare_classes") or []
+    lines = ["| arm | balanced accuracy (test) | val | " + " | ".join(f"recall {c}" for c in rare) + " | lift |",
+             "|---|---:|---:|" + "---:|" * len(rare) + "---:|"]
+    best = max((a for a in run["arms"] if "synthetic" not in a), key=lambda a: run["arms"][a]["mean"])
+    for arm, entry in run["arms"].items():
+        lift = f"{entry['mean'] - run['arms'][best]['mean']:+.4f}" if "synthetic" in arm else \
+            ("(baseline)" if arm == best else "")
+        lines.append(f"| `{arm}` | {entry['mean']:.4f} ± {entry['std']:.4f} | {entry['val']:.4f} | "
+                     + "".join(f"{entry['recall'][c]:.3f} | " for c in rare) + f"{lift} |")
+    return "\n".join(lines)
+
+
+def curve_table() -> str:
+    lines = ["| labels per class | best non-synthetic | best synthetic | lift | recall | CAS | filter kept |",
+             "|---:|---|---|---:|---:|---:|---:|"]
+    for r in load("learning_curve-cpu-2core.json")["budgets"]:
+        b, s, g = r["best_non_synthetic"], r["best_synthetic"], r["generative"]
+        cas = g["cas"]["balanced_accuracy"] if g.get("cas") else float("nan")
+        lines.append(f"| {r['per_class']} | `{b['arm']}` {b['mean']:.4f} ± {b['std']:.4f} | "
+                     + (f"`{s['arm']}` {s['mean']:.4f} ± {s['std']:.4f}" if s else "none")
+                     + f" | {r['lift']:+.4f} | {g['recall']:.3f} | {cas:.4f} | {r['filter']['rate']:.1%} |")
+    return "\n".join(lines)
+
+
+TABLES = {"main": main_table, "generative": generative_table, "shares": shares_table, "options": options_table,
+          "coverage": coverage_table, "imbalance": imbalance_table, "curve": curve_table}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    new = text
+    for name, make in TABLES.items():
+        pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", re.S)
+        if not pattern.search(new):
+            continue
+        try:
+            table = make()
+        except FileNotFoundError as exc:
+            print(f"{name}: skipped, {exc.filename} not measured yet")
+            continue
+        before, new = new, pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), new)
+        print(f"{name}: {'up to date' if new == before else 'written'}")
+    if args.check:
+        sys.exit(0 if new == text else 1)
+    readme.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
