@@ -17,8 +17,8 @@ class GeneratorParams(Section):
     (components/models/cvae.py), whose decoder is built like the cGAN's generator from the same keys.
     """
 
-    kind: Literal["cgan", "cvae"] = "cgan"
-    size: int = Field(14, le=1024)      # side of the square images it trains on and samples
+    kind: Literal["cgan", "cvae"] = "cvae"
+    size: int = Field(28, le=1024)      # side of the square images it trains on and samples
     latent_dim: int = Field(64, ge=1)
     width: int = Field(64, ge=4)        # channels at full resolution, doubled at each coarser one
     embed_dim: int = Field(32, ge=1)    # size of the generator's class embedding, concatenated to the noise
@@ -59,8 +59,8 @@ class CvaeParams(FitParams):
     checkpoint_every: int = Field(500, ge=1)
     beta: float = Field(1.0, ge=0)
     kl_warmup_steps: int = Field(500, ge=0)             # 0: the full beta from the first step
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
-    prior: Literal["standard", "aggregate", "interpolated"] = "standard"
+    likelihood: Literal["bernoulli", "gaussian"] = "gaussian"
+    prior: Literal["standard", "aggregate", "interpolated"] = "interpolated"
 
 
 class TrainGeneratorParams(Section):

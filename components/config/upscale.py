@@ -15,7 +15,7 @@ from components.config.transforms import DegradeParams
 
 
 class UpscaleParams(Section):
-    factor: Literal[1, 2, 4] = 2        # 1: no super-resolution (generator.size = prepare.size)
+    factor: Literal[1, 2, 4] = 1        # 1: no super-resolution (generator.size = prepare.size)
     batch_size: int = Field(256, ge=1)  # images per forward pass: memory stays bounded whatever the count
     grid_columns: int = Field(4, ge=1)  # LR / SR pairs per class in data/upscaled/lr_sr.png
 

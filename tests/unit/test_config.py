@@ -92,3 +92,22 @@ def test_mirrored_digits_are_refused_with_the_fix():
     with pytest.raises(ParamsError, match="Set classic.hflip: false"):
         validate(raw)
     assert not validate({**raw, "classic": {"hflip": False}}).classic.hflip
+
+
+# Keys whose code default differs from params.yaml on purpose: the label budget is one of two keys, so the
+# code leaves both unset (all images) and a user who sets `fraction` does not also have to null `per_class`.
+DEFAULTS_DIFFER = {"prepare.per_class"}
+
+
+def test_code_defaults_equal_params_yaml():
+    """A library user or a test that leaves a key out gets what params.yaml ships, not another pipeline."""
+    shipped = load_params(REPO / "params.yaml").model_dump(mode="json")
+    source = base()["prepare"]["source"]
+    defaults = validate({"prepare": {"source": source}}).model_dump(mode="json")
+
+    def differences(a: object, b: object, key: str = "") -> list[str]:
+        if isinstance(a, dict):
+            return [d for k in a for d in differences(a[k], b.get(k), f"{key}.{k}".lstrip("."))]
+        return [] if a == b or key in DEFAULTS_DIFFER else [f"{key}: params.yaml {a!r}, code {b!r}"]
+
+    assert differences(shipped, defaults) == []

@@ -148,7 +148,7 @@ def chain_params(**filter_params):
         "device": "cpu",
         "classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": str(sklearn_digits_path())}, "size": 16,
                     "per_class": 12, "classes": ["0", "1", "7"], "val_fraction": 0.25},
-        "generator": {"size": 8, "width": 8, "embed_dim": 8, "latent_dim": 8},
+        "generator": {"kind": "cgan", "size": 8, "width": 8, "embed_dim": 8, "latent_dim": 8},
         "train_generator": {**TINY_FIT, "batch_size": 16},
         "generate": {"n": 5, "batch_size": 4, "shard_size": 4},
         "train_scorer": {**TINY_FIT, "width": 8, "latent_dim": 4},

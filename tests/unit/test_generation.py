@@ -94,7 +94,7 @@ def test_stages_train_then_generate(tmp_path, monkeypatch):
     params = validate({
         "device": "cpu",
         "classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": "x"}, "size": 8},
-        "generator": {"size": 8, "latent_dim": 8, "width": 8, "embed_dim": 4},
+        "generator": {"kind": "cgan", "size": 8, "latent_dim": 8, "width": 8, "embed_dim": 4},
         "upscale": {"factor": 1},
         "train_generator": {"steps": 4, "batch_size": 8, "log_every": 2, "checkpoint_every": 2, "grid_columns": 2},
         "generate": {"mode": "fill_to", "target": 30, "max_ratio": 1.0, "shard_size": 5, "batch_size": 4},
