@@ -37,15 +37,24 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/learning_curve-cpu-2core.json")
     parser.add_argument("--csv", type=Path, default=REPO / "benchmarks/results/learning_curve.csv")
+    parser.add_argument("--from", dest="first", choices=list(STAGES), default=None,
+                        help="re-run from this stage on, in folders where the pipeline ran (e.g. evaluate after a "
+                             "change of evaluate params); the earlier stages' times come from --out")
     args = parser.parse_args()
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.overrides)}
 
+    before = json.loads(args.out.read_text()) if args.first else {"budgets": []}
+    earlier = {r["per_class"]: r["seconds"] for r in before["budgets"]}
     rows = []
     for budget in args.budgets:
-        rows.append(run_budget(args.work / f"per_class-{budget}", {**overrides, "prepare.per_class": budget}))
+        rows.append(run_budget(args.work / f"per_class-{budget}", {**overrides, "prepare.per_class": budget},
+                               args.first, earlier.get(budget, {})))
         print(table(rows), flush=True)
+    kept = [r for r in before["budgets"] if r["per_class"] not in args.budgets]  # --from: the budgets not re-run
+    rows = sorted(kept + rows, key=lambda r: r["per_class"])
     result = {"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]),
-              "overrides": overrides, "budgets": rows}
+              "overrides": overrides, "budgets": rows,
+              **({"earlier_stages_command": before.get("earlier_stages_command", before["command"])} if args.first else {})}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.csv.write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
@@ -55,13 +64,17 @@ def main() -> None:
     print(f"wrote {args.out} and {args.csv}")
 
 
-def run_budget(folder: Path, overrides: dict) -> dict:
-    """Every stage of the pipeline in `folder`; the evaluation's headline figures and the stage times."""
+def run_budget(folder: Path, overrides: dict, first: str | None = None, earlier: dict | None = None) -> dict:
+    """Every stage of the pipeline in `folder` (or those from `first` on, the others' times from `earlier`);
+    the evaluation's headline figures and the stage times."""
     folder.mkdir(parents=True, exist_ok=True)
     params = load_params(REPO / "params.yaml", overrides)
-    seconds = {}
+    names = list(STAGES)
+    rerun = names[names.index(first):] if first else names
+    seconds = {name: t for name, t in (earlier or {}).items() if name not in rerun}
     with chdir(folder):
-        for name, function in STAGES.items():
+        for name in rerun:
+            function = STAGES[name]
             started = time.perf_counter()
             function(params)
             seconds[name] = round(time.perf_counter() - started, 1)

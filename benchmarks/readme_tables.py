@@ -66,13 +66,19 @@ def shares_table() -> str:
 
 
 def options_table() -> str:
-    data = load("protocol_options-cpu-2core.json")
-    lines = ["| variant | params | val (choose) | test (report) |", "|---|---|---:|---:|"]
-    for row in data["variants"]:
-        for arm in row["synthetic_arms"]:
-            entry = row["arms"][arm]
-            pairs = ", ".join(f"`{k}: {v}`" for k, v in row["overrides"].items()) or "defaults"
-            lines.append(f"| {row['variant']} | {pairs} | {entry['val']:.4f} | {entry['test']:.4f} |")
+    """Each option against the defaults (the main table's seed-0 figures), the real_classic arm beside them."""
+    base = load("protocol-100-seed0.json")["budgets"][0]["arms"]
+    lines = ["| variant | params | val (choose) | test (report) |", "|---|---|---:|---:|",
+             f"| `real_classic` (no synthetic) | | {base['real_classic']['val']:.4f} | {base['real_classic']['mean']:.4f} |",
+             f"| defaults | share 0.25, weight 1, hard labels | {base['real_synthetic_classic']['val']:.4f} | "
+             f"{base['real_synthetic_classic']['mean']:.4f} |"]
+    variants = load("protocol_options-cpu-2core.json")["variants"]
+    if (RESULTS / "protocol_shares-cpu-2core.json").exists():
+        variants += load("protocol_shares-cpu-2core.json")["variants"]
+    for row in variants:
+        entry = row["arms"]["real_synthetic_classic"]
+        pairs = ", ".join(f"`{k}: {v}`" for k, v in row["overrides"].items() if k not in ("evaluate.arms", "evaluate.cas"))
+        lines.append(f"| {row['variant']} | {pairs} | {entry['val']:.4f} | {entry['test']:.4f} |")
     return "\n".join(lines)
 
 
@@ -103,16 +109,29 @@ def imbalance_table() -> str:
     return "\n".join(lines)
 
 
+def curve_rows() -> list[dict]:
+    """The learning curve's budgets and, for 100 labels per class, pipeline seed 0's run."""
+    rows = load("learning_curve-cpu-2core.json")["budgets"] + load("protocol-100-seed0.json")["budgets"]
+    return sorted(rows, key=lambda r: r["per_class"])
+
+
 def curve_table() -> str:
     lines = ["| labels per class | best non-synthetic | best synthetic | lift | recall | CAS | filter kept |",
              "|---:|---|---|---:|---:|---:|---:|"]
-    for r in load("learning_curve-cpu-2core.json")["budgets"]:
+    for r in curve_rows():
         b, s, g = r["best_non_synthetic"], r["best_synthetic"], r["generative"]
         cas = g["cas"]["balanced_accuracy"] if g.get("cas") else float("nan")
         lines.append(f"| {r['per_class']} | `{b['arm']}` {b['mean']:.4f} ± {b['std']:.4f} | "
                      + (f"`{s['arm']}` {s['mean']:.4f} ± {s['std']:.4f}" if s else "none")
                      + f" | {r['lift']:+.4f} | {g['recall']:.3f} | {cas:.4f} | {r['filter']['rate']:.1%} |")
     return "\n".join(lines)
+
+
+def write_curve_csv() -> None:
+    """benchmarks/results/learning_curve.csv, dvc.yaml's learning-curve plot, from the same rows."""
+    (RESULTS / "learning_curve.csv").write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
+        f"{r['per_class']},{r['best_non_synthetic']['mean']},{r['best_synthetic']['mean']},{r['lift']}\n"
+        for r in curve_rows()))
 
 
 TABLES = {"main": main_table, "generative": generative_table, "shares": shares_table, "options": options_table,
@@ -140,6 +159,8 @@ def main() -> None:
     if args.check:
         sys.exit(0 if new == text else 1)
     readme.write_text(new)
+    if (RESULTS / "learning_curve-cpu-2core.json").exists():
+        write_curve_csv()
 
 
 if __name__ == "__main__":

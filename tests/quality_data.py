@@ -26,7 +26,8 @@ SMALL = {
                     "model": {"width": 8, "stages": 2}},
     "evaluate": {"arms": ["real", "real_synthetic"], "seeds": [0, 1], "classifier": {"width": 8, "stages": 2},
                  "fit": {"steps": 80, "batch_size": 32, "checkpoint_every": 40, "log_every": 20},
-                 "kid": {"subset_size": 100, "subsets": 5}},
+                 "kid": {"subset_size": 100, "subsets": 5},
+                 "synthetic_labels": "hard"},  # planted samples skip the filter: no judge_probs for soft labels
     "device": "cpu",
 }
 

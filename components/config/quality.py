@@ -82,8 +82,8 @@ class EvaluateParams(Section):
     synthetic_weight: float = Field(1.0, gt=0)          # loss weight of the synthetic part of a batch
     # hard: a synthetic image's target is its conditioning label; judge: the judge's probabilities of the
     # classes at label_temperature (soft labels, knowledge distillation).
-    synthetic_labels: Literal["hard", "judge"] = "hard"
-    label_temperature: float = Field(1.0, gt=0)
+    synthetic_labels: Literal["hard", "judge"] = "judge"
+    label_temperature: float = Field(2.0, gt=0)
     real_only_final: float = Field(0.0, ge=0, lt=1)     # share of the steps, at the end, without synthetic images
     shares: list[float] = []    # the share sweep ([] = off): the synthetic arm at each share; 0 is always in it
     cas: bool = True                      # classification accuracy score: train on synthetic only

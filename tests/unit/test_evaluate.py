@@ -120,7 +120,7 @@ def test_bad_evaluate_params_are_refused_with_their_key(key, value, message):
 def test_soft_labels_are_the_judges_probabilities_at_the_temperature_and_sum_to_one():
     probs = np.array([[0.7, 0.2, 0.1], [0.05, 0.9, 0.05]], np.float32)
     synthetic = evaluate.Images(np.zeros((2, 8, 8, 1), np.uint8), np.array([0, 1]), probs)
-    params = small_params(evaluate={"synthetic_labels": "judge"}).evaluate
+    params = small_params(evaluate={"synthetic_labels": "judge", "label_temperature": 1.0}).evaluate
     assert np.allclose(evaluate.synthetic_targets(params, synthetic), probs)
     hot = evaluate.synthetic_targets(params.model_copy(update={"label_temperature": 2.0}), synthetic)
     assert np.allclose(hot.sum(1), 1) and hot[0, 0] < 0.7 and hot[0].argmax() == 0  # softer, same order
