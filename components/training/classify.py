@@ -56,7 +56,10 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
     often). Every random draw is seeded by `seed`: a resumed run trains to the same weights."""
     labels = np.array(labels, dtype=np.int64)  # a writable copy (pandas hands out read-only arrays)
     check_labels(labels, num_classes)
-    model = build(model_params, num_classes, images.shape[-1], seed).to(memory_format=torch.channels_last)
+    # channels_last only on CUDA: torch 2.13's CPU kernels crash (SIGSEGV in backward) on channels_last
+    # batches of odd size with 2 threads; tests/unit/test_classifier.py checks it.
+    memory = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = build(model_params, num_classes, images.shape[-1], seed).to(memory_format=memory)
     real = DeviceImages(images, labels, device)
     weights = balancing_weights(labels, num_classes) if balance == "weighted" else None
     weight = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
@@ -77,7 +80,9 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
             x = torch.cat([x, fake.take(index)[0]])
         if augment is not None:
             x = classic(x, augment, rng)
-        logits = m(x.contiguous(memory_format=torch.channels_last)).float()
+        # clone, not contiguous: one-channel batches have strides that pass for both layouts, and the CPU
+        # kernels would take them as channels_last
+        logits = m(x.clone(memory_format=memory)).float()
         own = logits[:len(y)]
         loss = F.cross_entropy(own, y, weight=weight, label_smoothing=label_smoothing)
         if mixed:

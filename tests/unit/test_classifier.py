@@ -1,5 +1,9 @@
 """The ResNet-style classifier: shapes for 1/3 channels and several sizes, probabilities, features, batching."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +15,7 @@ from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
 CPU = torch.device("cpu")
 SMALL = ClassifierParams(width=8)
+REPO = Path(__file__).resolve().parents[2]
 
 
 
@@ -101,3 +106,34 @@ def test_params_refuse_bad_values():
         ClassifierParams(width=2)
     with pytest.raises(ValueError, match="Extra inputs"):
         ClassifierParams.model_validate({"depth": 3})
+
+
+TWO_THREAD_RUN = """
+import sys, numpy as np, torch
+from pathlib import Path
+from components.config.classifier import ClassifierParams
+from components.config.quality import ClassifierFitParams
+from components.config.transforms import ClassicParams
+from components.training.classify import SyntheticPart, train_classifier
+torch.set_num_threads(2)
+rng = np.random.default_rng(0)
+real = rng.integers(0, 256, (15, 28, 28, 1), dtype=np.uint8)
+fake = rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8)
+soft = rng.dirichlet(np.ones(3), 30).astype(np.float32)
+fit = ClassifierFitParams(steps=6, batch_size=16, checkpoint_every=3, log_every=3)
+for augment in (None, ClassicParams()):
+    train_classifier(real, np.arange(15) % 3, 3, ClassifierParams(width=8, stages=2), fit, 0, torch.device("cpu"),
+                     Path(sys.argv[1]) / str(augment), "two threads", augment=augment,
+                     synthetic=SyntheticPart(fake, soft, 5, 1.0, 6))
+print("trained")
+"""
+
+
+def test_a_synthetic_arm_trains_on_two_cpu_threads(tmp_path):
+    """16 real + 5 synthetic images a batch on 2 threads, with and without the classic augmentation: torch
+    2.13's CPU kernels crash on channels_last batches of odd size (SIGSEGV in backward), and one-channel
+    batches pass for channels_last unless laid out afresh. In a child process: a crash must fail this test,
+    not kill the test run."""
+    result = subprocess.run([sys.executable, "-c", TWO_THREAD_RUN, str(tmp_path / "run")], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "trained" in result.stdout, result.stderr[-2000:]
