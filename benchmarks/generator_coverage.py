@@ -23,12 +23,11 @@ from contextlib import chdir
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPO = Path(__file__).resolve().parents[1]
 
-from benchmarks.learning_curve import machine  # noqa: E402
+from benchmarks.learning_curve import machine, parse_pairs, variant  # noqa: E402
 from components import paths  # noqa: E402
 from components.config import load_params  # noqa: E402
 from components.data.manifest import DatasetInfo, read_manifest, read_split  # noqa: E402
@@ -54,15 +53,10 @@ def main() -> None:
         train_judge.run(params)
     rows = []
     for spec in args.variant:
-        name, _, pairs = spec.partition(":")
-        overrides = {**common, **parse_pairs([p for p in pairs.split(";") if p])}
+        name, overrides = variant(spec, common)
         rows.append(run_variant(args.work / name, base, name, overrides))
         print(table(rows), flush=True)
         write(args, rows)
-
-
-def parse_pairs(items: list[str]) -> dict:
-    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
 
 
 def run_variant(folder: Path, base: Path, name: str, overrides: dict) -> dict:

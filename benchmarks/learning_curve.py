@@ -41,7 +41,7 @@ def main() -> None:
                         help="re-run from this stage on, in folders where the pipeline ran (e.g. evaluate after a "
                              "change of evaluate params); the earlier stages' times come from --out")
     args = parser.parse_args()
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.overrides)}
+    overrides = parse_pairs(args.overrides)
 
     before = json.loads(args.out.read_text()) if args.first else {"budgets": []}
     earlier = {r["per_class"]: r["seconds"] for r in before["budgets"]}
@@ -132,6 +132,17 @@ def table(rows: list[dict]) -> str:
         lines.append(f"{r['per_class']} | {cell(r['best_non_synthetic'])} | {cell(r['best_synthetic'])} | {lift} | "
                      f"{fd} | {cas} | {r['filter']['rate']:.1%} | {r['total_seconds']:.0f}")
     return "\n".join(lines)
+
+
+def parse_pairs(items: list[str]) -> dict:
+    """KEY=VALUE strings (dotted params keys, YAML values) as a dict of overrides."""
+    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
+
+
+def variant(spec: str, common: dict) -> tuple[str, dict]:
+    """A --variant NAME:KEY=VALUE;KEY=VALUE as (name, the common overrides updated with its own)."""
+    name, _, pairs = spec.partition(":")
+    return name, {**common, **parse_pairs([p for p in pairs.split(";") if p])}
 
 
 def machine() -> dict:

@@ -19,12 +19,11 @@ from contextlib import chdir
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPO = Path(__file__).resolve().parents[1]
 
-from benchmarks.learning_curve import machine  # noqa: E402
+from benchmarks.learning_curve import machine, parse_pairs, variant  # noqa: E402
 from components import paths  # noqa: E402
 from components.config import load_params  # noqa: E402
 from components.config.quality import SYNTHETIC_ARMS  # noqa: E402
@@ -43,18 +42,13 @@ def main() -> None:
     common = parse_pairs(args.overrides)
     rows = []
     for spec in args.variant:
-        name, _, pairs = spec.partition(":")
-        overrides = {**common, **parse_pairs([p for p in pairs.split(";") if p])}
+        name, overrides = variant(spec, common)
         runs = [run_variant(data, args.work / name / data.name, overrides) for data in args.data]
         rows.append(summarize(name, overrides, runs))
         print(table(rows), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]),
                                         "data": [str(d) for d in args.data], "variants": rows}, indent=2) + "\n")
-
-
-def parse_pairs(items: list[str]) -> dict:
-    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
 
 
 def run_variant(data: Path, folder: Path, overrides: dict) -> dict:
