@@ -2,7 +2,7 @@
 generation images/s. Prints the figures and writes them, with the machine and the exact command, to
 benchmarks/results/gan_throughput-<machine>.json. Never asserted in tests.
 
-  (a) ours: components.training.trainer.train_gan itself (data resident on the device, index sampling
+  (a) ours: components.training.gan.train_gan itself (data resident on the device, index sampling
       from a seeded generator, bf16 autocast on CUDA, metrics read every log_every steps), at --batch-size.
       Timed on a resumed run, so start-up is not counted: a run of --warmup steps, then the same
       run_dir continued by --steps more.
@@ -37,7 +37,7 @@ from components.config.generator import GenerateParams, GeneratorParams, TrainGe
 from components.device import resolve_device  # noqa: E402
 from components.generation.sample import generate_class_range  # noqa: E402
 from components.models import cgan  # noqa: E402
-from components.training.trainer import train_gan  # noqa: E402
+from components.training.gan import train_gan  # noqa: E402
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 RESULTS = Path(__file__).resolve().parent / "results"

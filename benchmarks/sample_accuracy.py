@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components.data.manifest import DatasetInfo, read_manifest  # noqa: E402
 from components.data.shards import gather_images  # noqa: E402
 from components.data.sources import read_idx  # noqa: E402
-from components.training.autoencoder import at_size  # noqa: E402
+from components.pixels import resize_images  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -39,7 +39,7 @@ def main() -> None:
     samples, labels = gather_images(a.folder, manifest), manifest["label"].to_numpy()
 
     def load(prefix: str) -> tuple[np.ndarray, np.ndarray]:
-        images = at_size(read_idx(a.fashion / f"{prefix}-images-idx3-ubyte.gz")[..., None], info.size)
+        images = resize_images(read_idx(a.fashion / f"{prefix}-images-idx3-ubyte.gz")[..., None], info.size)
         return flat(images), read_idx(a.fashion / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
 
     (x_train, y_train), (x_test, y_test) = load("train"), load("t10k")

@@ -20,6 +20,8 @@ AUGMENTED = DATA / "augmented"
 # from it) and its plots.
 EVALUATION_RUNS = DATA / "evaluation" / "runs"
 EVALUATE_PLOTS = Path("plots") / "evaluate"
+# The model files the training stages write into their folders (and later stages read).
+GENERATOR_FILE, GENERATOR_GRID = "generator.pt", "samples.png"
 METRICS = Path("metrics")
 PLOTS = Path("plots")
 

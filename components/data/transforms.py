@@ -18,14 +18,15 @@ import numpy as np  # noqa: E402
 
 from components.config.transforms import (  # noqa: E402
     Blur, DegradeParams, GaussianNoise, Jpeg, Mix, NoiseParams)
-from components.errors import DataError, ParamsError  # noqa: E402
+from components.errors import ParamsError  # noqa: E402
+from components.pixels import check_images  # noqa: E402
 
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 
 
 def noise(images: np.ndarray, params: NoiseParams, seed: int) -> np.ndarray:
     """The images with the corruption of `params` (blur, Gaussian noise, salt-and-pepper, JPEG)."""
-    check_images(images)
+    check_images(images, "transforms")
     optional = [blur(params.blur), gaussian(params.gaussian),
                 A.SaltAndPepper(amount=params.salt_and_pepper.amount, p=params.salt_and_pepper.p),
                 jpeg(params.jpeg)]
@@ -34,7 +35,7 @@ def noise(images: np.ndarray, params: NoiseParams, seed: int) -> np.ndarray:
 
 def degrade(images: np.ndarray, params: DegradeParams, factor: int, seed: int) -> np.ndarray:
     """Low-resolution versions (N, H/factor, W/factor, C) of the images, degraded as in `params`."""
-    check_images(images)
+    check_images(images, "transforms")
     height, width = images.shape[1:3]
     if factor < 1 or height % factor or width % factor:
         raise ParamsError(f"degrade: factor {factor} must be a whole divisor of the image size "
@@ -93,9 +94,3 @@ def reseed(nodes: list, seed: int, index: int) -> None:
     for node, state in zip(nodes, states):
         node.set_random_seed(int(state))
 
-
-def check_images(images: np.ndarray) -> None:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 \
-            or images.shape[-1] not in (1, 3):
-        shown = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
-        raise DataError(f"transforms take uint8 images shaped (N, H, W, C) with C 1 or 3, got {shown}")

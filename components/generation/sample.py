@@ -26,6 +26,7 @@ from tqdm import tqdm
 from components.data.atomic import atomic_file
 from components.device import autocast
 from components.models import cgan
+from components.pixels import to_uint8
 
 MASK63 = np.uint64((1 << 63) - 1)
 PICK_SALT = np.uint64(0x5EED_0F_A11)  # the posterior prior's picks: bits apart from the latent's
@@ -104,7 +105,7 @@ def generate_class_range(model: torch.nn.Module, label: int, start: int, count: 
         z = z.to(device)
         labels = torch.full((batch_size,), label, dtype=torch.int64, device=device)
         with autocast(device):
-            images = cgan.to_uint8(cgan.sample(model, labels, z))
+            images = to_uint8(cgan.sample(model, labels, z))
         parts.append(images[max(start, first) - first:min(end, first + batch_size) - first])
     if not parts:
         return np.empty((0, model.size, model.size, model.channels), dtype=np.uint8)

@@ -6,16 +6,12 @@ import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from components.errors import DataError
-
-# A perfect copy has an infinite PSNR; flooring the per-image MSE keeps the mean finite (and JSON valid).
-MSE_FLOOR = 1e-10
+from components.pixels import psnr_uint8
 
 
 def psnr(images: np.ndarray, targets: np.ndarray) -> float:
     """Mean over images of 10 log10(255^2 / MSE), in dB."""
-    images, targets = pair(images, targets)
-    mse = ((images.astype(np.float64) - targets) ** 2).mean(axis=(1, 2, 3))
-    return float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, MSE_FLOOR))))
+    return psnr_uint8(*pair(images, targets))
 
 
 def ssim(images: np.ndarray, targets: np.ndarray) -> float:

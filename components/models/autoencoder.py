@@ -17,8 +17,8 @@ from torch import nn
 
 from components.errors import DataError
 from components.models import model_file
-from components.models.cgan import norm, to_uint8
-from components.models.classifier import to_input
+from components.models.cgan import norm
+from components.pixels import check_images, to_input, to_uint8
 
 KINDS = ("scorer", "denoiser")
 
@@ -100,7 +100,7 @@ def build(channels: int, size: int, seed: int, width: int, levels: int, latent_d
 @torch.no_grad()
 def reconstruct(model: Autoencoder, images: np.ndarray, batch_size: int, device: torch.device):
     """Yield (start, inputs, outputs) per batch of uint8 (N, H, W, C) images, as floats in [-1, 1] (N, C, H, W)."""
-    check_images(images, model.channels)
+    check_images(images, "the autoencoder", model.channels)
     model.eval()
     for start in range(0, len(images), batch_size):
         x = to_input(images[start:start + batch_size], device)
@@ -136,12 +136,6 @@ def denoise(model: Autoencoder, images: np.ndarray, strength: float, batch_size:
         out[start:start + len(x)] = to_uint8(torch.lerp(x, y.clamp(-1, 1), strength))
     return out
 
-
-def check_images(images: np.ndarray, channels: int) -> None:
-    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4
-            and images.shape[-1] == channels):
-        shown = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
-        raise DataError(f"the autoencoder takes uint8 images shaped (N, H, W, {channels}), got {shown}")
 
 
 def export(model: Autoencoder, kind: str, step: int) -> dict:

@@ -9,7 +9,6 @@ Images are (N, C, H, W) floats in [-1, 1], C = 1 or 3.
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -139,11 +138,6 @@ def sample(generator: Generator, labels: torch.Tensor, latents: torch.Tensor) ->
     finally:
         generator.train(was_training)
 
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C) numpy, the shard layout."""
-    pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 def export(generator: Generator, params: GeneratorParams, class_names: list[str], step: int) -> dict:

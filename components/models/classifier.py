@@ -17,6 +17,7 @@ from torch import nn
 from components.config.classifier import ClassifierParams
 from components.errors import DataError
 from components.models import model_file
+from components.pixels import check_images, to_input
 
 MIN_SIZE = 8
 KIND = "classifier"
@@ -98,11 +99,6 @@ def load(path: Path, device: torch.device) -> tuple[Classifier, dict]:
                               device), saved
 
 
-def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float (N, C, H, W) in [-1, 1] on `device` (converted there: 4x less to copy)."""
-    pixels = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return pixels.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
 
 @torch.no_grad()
 def predict_proba(model: Classifier, images: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
@@ -126,7 +122,7 @@ def proba_from_features(model: Classifier, features: np.ndarray, device: torch.d
 def run(model: Classifier, images: np.ndarray, batch_size: int, device: torch.device,
         head: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
     """`head` over the images batch by batch in eval mode, collected on the host; the model's mode is restored."""
-    check_images(images, model.channels)
+    check_images(images, "the classifier", model.channels, MIN_SIZE)
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
     out = np.empty((len(images), width), np.float32)
@@ -144,11 +140,3 @@ def batches(images: np.ndarray, batch_size: int) -> Iterator[tuple[int, np.ndarr
     for start in range(0, len(images), batch_size):
         yield start, images[start:start + batch_size]
 
-
-def check_images(images: np.ndarray, channels: int) -> None:
-    ok = (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4
-          and images.shape[-1] == channels and min(images.shape[1:3]) >= MIN_SIZE)
-    if not ok:
-        shown = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
-        raise DataError(f"the classifier takes uint8 images shaped (N, H, W, {channels}) with sides >= {MIN_SIZE}, "
-                        f"got {shown}")

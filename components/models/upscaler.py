@@ -18,6 +18,7 @@ from torch import nn
 from components.device import autocast
 from components.errors import DataError
 from components.models import model_file
+from components.pixels import check_images, to_input, to_uint8
 
 KIND = "upscaler"
 FACTORS = (2, 4)
@@ -69,16 +70,6 @@ def build(factor: int, channels: int, width: int, blocks: int, seed: int) -> Ups
         return Upscaler(factor, channels, width, blocks)
 
 
-def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float (N, C, H, W) in [-1, 1] on `device` (converted there: 4x less to copy)."""
-    pixels = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return pixels.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] (values outside are clipped) -> uint8 (N, H, W, C) numpy, the shard layout."""
-    pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 def apply(model: Upscaler, images: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
@@ -101,10 +92,7 @@ def bicubic(images: np.ndarray, factor: int, batch_size: int = 256, device: torc
 
 @torch.no_grad()
 def batched(function, images: np.ndarray, factor: int, batch_size: int, device: torch.device) -> np.ndarray:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 \
-            or images.shape[-1] not in (1, 3):
-        shown = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
-        raise DataError(f"upscaling takes uint8 images shaped (N, H, W, 1 or 3), got {shown}")
+    check_images(images, "upscaling")
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
     n, h, w, c = images.shape

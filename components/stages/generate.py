@@ -22,7 +22,6 @@ from components.generation.quota import format_plan, plan_quota
 from components.generation.sample import GeneratedShard, generate, plan_shards
 from components.models import generators
 from components.training.checkpoint import file_hash
-from components.training.trainer import FINAL
 
 PLAN = "plan.csv"
 PROVENANCE = {"model": "string", "checkpoint": "string", "seed": "int64", "truncation": "float64",
@@ -32,7 +31,7 @@ PROVENANCE = {"model": "string", "checkpoint": "string", "seed": "int64", "trunc
 def run(params: Params) -> dict:
     g = params.generate
     device = resolve_device(params.device)
-    model_file = paths.GENERATOR / FINAL
+    model_file = paths.GENERATOR / paths.GENERATOR_FILE
     model, saved = generators.load(model_file, device)
     ckpt = file_hash(model_file)
     info = DatasetInfo.read(paths.PREPARED)

@@ -16,7 +16,6 @@ from components.models import autoencoder, generators, upscaler
 from components.stages import denoise, generate, upscale
 from components.training.autoencoder import SCORER
 from components.training.checkpoint import file_hash
-from components.training.trainer import FINAL
 
 
 @dataclass
@@ -35,11 +34,11 @@ class Chain:
 
     @classmethod
     def load(cls, params: Params, device: torch.device, class_names: list[str], channels: int) -> "Chain":
-        model, saved = generators.load(paths.GENERATOR / FINAL, device)
+        model, saved = generators.load(paths.GENERATOR / paths.GENERATOR_FILE, device)
         denoiser, denoiser_hash = denoise.load_denoiser(params.denoise.strength, channels, device)
         scorer, _ = autoencoder.load(paths.SCORER / SCORER, "scorer", device)
         sr, sr_hash = upscale.load_model(params.upscale.factor, channels, device)
-        return cls(params, device, class_names, model, saved["kind"], file_hash(paths.GENERATOR / FINAL),
+        return cls(params, device, class_names, model, saved["kind"], file_hash(paths.GENERATOR / paths.GENERATOR_FILE),
                    denoiser, denoiser_hash, scorer, sr, sr_hash)
 
     def make(self, label: int, start: int, count: int, writer: ShardWriter) -> pd.DataFrame:

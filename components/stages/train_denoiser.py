@@ -18,7 +18,6 @@ noisy and denoised val images). The folder persists between runs (dvc.yaml: pers
 import cv2
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from components import paths
 from components.config import Params
@@ -30,7 +29,8 @@ from components.device import describe, resolve_device
 from components.errors import DataError
 from components.metrics.fidelity import ssim
 from components.models import autoencoder
-from components.training.autoencoder import at_size, stream_seed, train_denoiser
+from components.pixels import psnr_uint8, resize_images, stream_seed
+from components.training.autoencoder import train_denoiser
 
 GRID_IMAGES = 10
 BATCH = 512
@@ -46,8 +46,8 @@ def run(params: Params) -> dict:
         raise DataError(f"{paths.PREPARED}: the denoiser trains on the train split and is measured on the val "
                         f"split; one is empty: set prepare.val_fraction above 0 (it is "
                         f"{params.prepare.val_fraction}) and a budget of at least 2 images per class")
-    images = at_size(gather_images(paths.PREPARED, train), size)
-    val = at_size(gather_images(paths.PREPARED, first_of_each_class_first(val)), size)
+    images = resize_images(gather_images(paths.PREPARED, train), size)
+    val = resize_images(gather_images(paths.PREPARED, first_of_each_class_first(val)), size)
     print(f"train_denoiser: denoising autoencoder on {len(images)} real images x {tp.variants} noisy copies at "
           f"{size}x{size}, {tp.steps} steps on {describe(device)}")
     model, summary = train_denoiser(images, val[:GRID_IMAGES], tp, params.seed, device, paths.DENOISER)
@@ -69,22 +69,16 @@ def first_of_each_class_first(rows):
 def measure(model: autoencoder.Autoencoder, clean: np.ndarray, noisy: np.ndarray, device: torch.device) -> dict:
     """PSNR and SSIM against the clean images of: the noisy input, the 3x3 median filter, non-local means
     at its best h, and the denoiser; and the denoiser's gain over the better classic filter."""
-    h = max(NL_MEANS_H, key=lambda h: psnr(nl_means(noisy, h), clean))
+    h = max(NL_MEANS_H, key=lambda h: psnr_uint8(nl_means(noisy, h), clean, pooled=True))
     restored = {"noisy": noisy, "median": median(noisy), "nl_means": nl_means(noisy, h),
                 "denoiser": autoencoder.outputs(model, noisy, BATCH, device)}
-    quality = {name: {"psnr": round(psnr(images, clean), 3), "ssim": mean_ssim(images, clean)}
+    quality = {name: {"psnr": round(psnr_uint8(images, clean, pooled=True), 3), "ssim": mean_ssim(images, clean)}
                for name, images in restored.items()}
     best = max(("median", "nl_means"), key=lambda name: quality[name]["psnr"])
     gain = {"over": best, "psnr_db": round(quality["denoiser"]["psnr"] - quality[best]["psnr"], 3)}
     if quality["denoiser"]["ssim"] is not None:
         gain["ssim"] = round(quality["denoiser"]["ssim"] - max(quality[n]["ssim"] for n in ("median", "nl_means")), 4)
     return {"images": len(clean), "nl_means_h": h, **quality, "gain": gain}
-
-
-def psnr(images: np.ndarray, clean: np.ndarray) -> float:
-    """PSNR (dB) from the mean squared error over all the images' pixels (0-255)."""
-    return float(peak_signal_noise_ratio(torch.from_numpy(images).double(), torch.from_numpy(clean).double(),
-                                         data_range=255.0))
 
 
 def mean_ssim(images: np.ndarray, clean: np.ndarray) -> float | None:

@@ -11,7 +11,7 @@ from components.data.atomic import write_json
 from components.data.manifest import DatasetInfo, read_split
 from components.device import describe, resolve_device
 from components.training.cvae import train_cvae
-from components.training.trainer import train_gan
+from components.training.gan import train_gan
 
 
 def run(params: Params) -> dict:

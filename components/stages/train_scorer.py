@@ -22,7 +22,8 @@ from components.data.shards import gather_images, iter_images
 from components.device import describe, resolve_device
 from components.errors import DataError
 from components.models import autoencoder
-from components.training.autoencoder import at_size, train_scorer
+from components.pixels import resize_images
+from components.training.autoencoder import train_scorer
 
 SCORES = "scores.parquet"
 GRID_IMAGES = 10
@@ -35,11 +36,11 @@ def run(params: Params) -> dict:
     train = manifest[manifest["split"] == "train"]
     if train.empty:
         raise DataError(f"{paths.PREPARED}: no train images to train the scorer on; re-run prepare")
-    images = at_size(gather_images(paths.PREPARED, train), size)
+    images = resize_images(gather_images(paths.PREPARED, train), size)
     shown = one_per_class(manifest[manifest["split"] == "val"] if (manifest["split"] == "val").any() else train)
     print(f"train_scorer: autoencoder with a {tp.latent_dim}-unit bottleneck on {len(images)} real images "
           f"at {size}x{size}, {tp.steps} steps on {describe(device)}")
-    model, summary = train_scorer(images, at_size(gather_images(paths.PREPARED, shown), size), tp, params.seed,
+    model, summary = train_scorer(images, resize_images(gather_images(paths.PREPARED, shown), size), tp, params.seed,
                                   device, paths.SCORER)
 
     scores = score_all(model, manifest, size, device)
@@ -56,7 +57,7 @@ def score_all(model: autoencoder.Autoencoder, manifest: pd.DataFrame, size: int,
     """(id, split, label, outlier_score) for every row of the manifest, in its order, a shard at a time."""
     values = pd.Series(np.nan, index=manifest.index, dtype="float64")
     for rows, images in iter_images(paths.PREPARED, manifest):
-        values[rows.index] = autoencoder.score(model, at_size(images, size), BATCH, device)
+        values[rows.index] = autoencoder.score(model, resize_images(images, size), BATCH, device)
     return manifest[["id", "split", "label"]].assign(outlier_score=values.to_numpy())
 
 

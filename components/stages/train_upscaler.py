@@ -32,6 +32,7 @@ from components.errors import DataError
 from components.generation.sample import save_grid
 from components.metrics.fidelity import fidelity
 from components.models import upscaler
+from components.pixels import psnr_per_image, stream_seed, to_device, to_signed
 from components.training import checkpoint
 from components.training.fit import fit
 
@@ -123,7 +124,7 @@ class TrainingPairs:
             low = degrade(self.images, self.params, self.factor, seed=stream_seed(self.seed, 0, epoch))
             self.epoch, self.inputs = epoch, to_device(low, self.device)
         index = torch.randint(len(self.images), (size,), generator=rng, device=self.device)
-        return scale(self.inputs[index]), scale(self.targets[index])
+        return to_signed(self.inputs[index]), to_signed(self.targets[index])
 
 
 def batch_metrics(model: upscaler.Upscaler, pairs: TrainingPairs, rng: torch.Generator, step: int,
@@ -133,14 +134,9 @@ def batch_metrics(model: upscaler.Upscaler, pairs: TrainingPairs, rng: torch.Gen
     out = model(low)
     loss = (out - high).abs().mean()
     with torch.no_grad():
-        psnr, psnr_bicubic = batch_psnr(out, high), batch_psnr(upscaler.upsample(low, pairs.factor), high)
+        psnr = psnr_per_image(out.float().clamp(-1, 1), high, peak=2.0)
+        psnr_bicubic = psnr_per_image(upscaler.upsample(low, pairs.factor).float().clamp(-1, 1), high, peak=2.0)
     return torch.stack([loss, psnr, psnr_bicubic])
-
-
-def batch_psnr(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean PSNR (dB) of images in [-1, 1] (peak-to-peak 2), clipped as stored images are."""
-    mse = (images.float().clamp(-1, 1) - targets.float()).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return (10 * torch.log10(4.0 / mse)).mean()
 
 
 def measure(model: upscaler.Upscaler, val: np.ndarray, tp: TrainUpscalerParams, factor: int, seed: int,
@@ -165,17 +161,3 @@ def comparison(model: upscaler.Upscaler, low: np.ndarray, high: np.ndarray, devi
     blocky = low.repeat(factor, axis=1).repeat(factor, axis=2)
     return np.stack([blocky, upscaler.bicubic(low, factor, len(low), device),
                      upscaler.apply(model, low, len(low), device), high])
-
-
-def to_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> uint8 (N, C, H, W) on the device."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().to(device)
-
-
-def scale(pixels: torch.Tensor) -> torch.Tensor:
-    return pixels.float().div_(127.5).sub_(1.0)
-
-
-def stream_seed(seed: int, *key: int) -> int:
-    """A seed of its own for each use (0: training epochs, 1: validation), from the run's seed alone."""
-    return int(np.random.SeedSequence([seed, *key]).generate_state(1)[0])

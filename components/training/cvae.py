@@ -5,18 +5,17 @@ samples/step-NNNNNNN.png (a row of prior samples per class) and, once finished, 
 EMA decoder, read by generate like the cGAN's generator) and samples.png.
 """
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from components import paths
 from components.config.generator import GeneratorParams, TrainGeneratorParams
 from components.generation.sample import class_grid, save_grid
 from components.models import cvae
 from components.training import checkpoint
-from components.training.fit import DeviceImages, fit
-from components.training.trainer import FINAL, FINAL_GRID, check_data, resize
+from components.training.fit import DeviceImages, check_data, fit
 
 METRICS = ("loss", "recon", "kl")
 
@@ -26,8 +25,7 @@ def train_cvae(images: np.ndarray, labels: np.ndarray, class_names: list[str], g
     """Train the cVAE on uint8 (N, H, W, C) images and int64 labels; returns a summary dict."""
     gp, tp, run_dir = generator_params, train_params.cvae, Path(run_dir)
     check_data(images, labels, len(class_names), class_names)
-    pixels = resize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), gp.size)
-    data = DeviceImages(pixels.permute(0, 2, 3, 1).numpy(), np.array(labels), device)  # a writable copy
+    data = DeviceImages(images, labels, device, gp.size)
     model = cvae.build(gp, len(class_names), images.shape[-1], seed)
 
     def batch_metrics(m: cvae.CVAE, rng: torch.Generator, step: int) -> torch.Tensor:
@@ -42,15 +40,14 @@ def train_cvae(images: np.ndarray, labels: np.ndarray, class_names: list[str], g
     def picture(m: cvae.CVAE, path: Path) -> None:
         save_grid(class_grid(m.decoder, seed, train_params.grid_columns, device=device), path)
 
-    digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes()).hexdigest()
     fingerprint = {"kind": cvae.KIND, "generator": gp.model_dump(mode="json"), "class_names": class_names,
-                   "data": digest}
+                   "data": data.digest}
     model, summary = fit(model, batch_metrics, METRICS, tp, seed, device, run_dir, fingerprint,
-                         finals=(FINAL, FINAL_GRID), name="train_generator", picture=picture)
+                         finals=(paths.GENERATOR_FILE, paths.GENERATOR_GRID), name="train_generator", picture=picture)
     posterior = None if tp.prior == "standard" else \
         cvae.encode(model, *data.take(torch.arange(len(data), device=device)), tp.prior)
     cvae.set_posterior(model.decoder, posterior)
-    checkpoint.save(run_dir / FINAL, {**cvae.export(model, gp, class_names, summary["steps"], posterior),
+    checkpoint.save(run_dir / paths.GENERATOR_FILE, {**cvae.export(model, gp, class_names, summary["steps"], posterior),
                                       "seed": seed})
-    picture(model, run_dir / FINAL_GRID)
-    return {**summary, "train_images": len(labels), "generator": checkpoint.file_hash(run_dir / FINAL)}
+    picture(model, run_dir / paths.GENERATOR_GRID)
+    return {**summary, "train_images": len(labels), "generator": checkpoint.file_hash(run_dir / paths.GENERATOR_FILE)}

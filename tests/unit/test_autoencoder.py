@@ -17,8 +17,8 @@ from components.errors import DataError
 from components.models import autoencoder
 from components.stages import assemble, prepare, train_scorer
 from components.training.autoencoder import train_scorer as fit_scorer
-from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 
 

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from components.config.generator import GeneratorParams
 from components.models import cgan
+from components.pixels import to_uint8
 from components.models.augment import augment
 
 TINY = dict(latent_dim=8, width=8, embed_dim=4, max_width=32)
@@ -73,7 +74,7 @@ def test_export_and_load_give_the_same_generator(tmp_path):
     assert saved["class_names"] == ["a", "b", "c"] and saved["step"] == 7
     z, labels = torch.randn(4, 8), torch.tensor([0, 1, 2, 1])
     assert torch.equal(cgan.sample(G, labels, z), cgan.sample(back, labels, z))
-    pixels = cgan.to_uint8(cgan.sample(back, labels, z))
+    pixels = to_uint8(cgan.sample(back, labels, z))
     assert pixels.shape == (4, 12, 12, 3) and pixels.dtype.name == "uint8"
 
 

@@ -10,9 +10,10 @@ import torch
 
 from components.config.classifier import ClassifierParams
 from components.errors import DataError
-from components.models.classifier import build, embed, predict_proba, to_input
-from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
+from components.models.classifier import build, embed, predict_proba
+from components.pixels import to_input
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 SMALL = ClassifierParams(width=8)
 REPO = Path(__file__).resolve().parents[2]

@@ -22,8 +22,8 @@ from components.stages import generate as generate_stage
 from components.stages import prepare
 from components.stages import train_generator as train_stage
 from components.training.cvae import train_cvae
-from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 TINY = dict(latent_dim=8, width=8, embed_dim=4, max_width=32)
 DIGITS = [0, 1, 7]

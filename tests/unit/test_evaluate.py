@@ -15,7 +15,8 @@ from components.metrics.classification import scores
 from components.stages import evaluate, prepare, train_judge
 from components.stages.version import check_gate
 from tests.quality_data import FASHION_MNIST, augmented_with, small_params
-from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

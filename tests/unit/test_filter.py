@@ -20,7 +20,8 @@ from components.stages import (assemble, denoise, generate, prepare, train_denoi
                                train_scorer, train_upscaler, upscale)
 from components.stages import filter as filter_stage
 from tests.quality_data import FASHION_MNIST, planted, small_params, write_synthetic
-from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def frame(**columns) -> pd.DataFrame:

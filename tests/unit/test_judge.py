@@ -11,9 +11,9 @@ from components.errors import DataError
 from components.models import classifier
 from components.stages import prepare, train_judge
 from tests.quality_data import FASHION_MNIST, small_params
-from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
 
-pytestmark = pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs the Fashion-MNIST package")
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs the Fashion-MNIST package")]
 CPU = torch.device("cpu")
 
 

@@ -20,9 +20,9 @@ from components.metrics.fidelity import fidelity, psnr, ssim
 from components.models import upscaler
 from components.stages import prepare, train_upscaler, upscale
 from components.training.fit import fit
-from components.training.trainer import resize
-from tests.threads import one_thread  # noqa: F401 (an autouse fixture)
+from components.pixels import resize
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 
 

@@ -14,7 +14,7 @@ from components.models import cgan
 from components.training import checkpoint
 from components.training.rundir import RunDir
 from components.errors import DivergenceError
-from components.training.trainer import DivergenceWatch, train_gan
+from components.training.gan import DivergenceWatch, train_gan
 
 CLASSES = ["zero", "one", "seven"]
 ARCH = GeneratorParams(size=8, latent_dim=16, width=16, embed_dim=8)
