@@ -3,11 +3,13 @@
 One array file per few thousand images keeps DVC fast (per-image files were ~20x slower to version).
 """
 
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from components.data.atomic import atomic_file
 from components.errors import DataError
@@ -106,3 +108,51 @@ def gather_images(root: Path, manifest: pd.DataFrame) -> np.ndarray:
             out = np.empty((len(manifest), *images.shape[1:]), dtype=np.uint8)
         out[position[rows.index].to_numpy()] = images
     return out
+
+
+def map_shards(source: Path, out: Path, shards: Iterable[str], fn: Callable[[np.ndarray], np.ndarray] | None,
+               batch_size: int, scale: int = 1, desc: str = "map") -> None:
+    """Write each shard of `source` into `out` under the same name, so the manifest's shard/offset columns
+    still hold: `fn` over its images, a batch at a time, read and written memory-mapped (memory stays near a
+    batch whatever the shard size), each shard file atomically; `fn` turns (n, h, w, C) into
+    (n, h * scale, w * scale, C). `fn` None copies the shard's bytes.
+
+    Every batch `fn` sees holds exactly `batch_size` images, the last one padded with black images and cut
+    back: CPU kernels pick their algorithm by batch size, so a short batch would give other pixels, and a
+    sample's pixels would depend on where its shard ends (or on how the shards are split among workers)."""
+    shards = list(shards)
+    images = {shard: load_shard(source, shard, mmap=True) for shard in shards}
+    with tqdm(total=sum(len(a) for a in images.values()), desc=desc, unit="img", disable=None) as bar:
+        for shard, mapped in images.items():
+            dst = shard_path(out, shard)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if fn is None:
+                shutil.copyfile(shard_path(source, shard), dst)
+            else:
+                map_shard(mapped, dst, fn, batch_size, scale)
+            bar.update(len(mapped))
+
+
+def map_shard(images: np.ndarray, dst: Path, fn: Callable[[np.ndarray], np.ndarray], batch_size: int,
+              scale: int) -> None:
+    n, h, w, c = images.shape
+    with atomic_file(dst) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, h * scale, w * scale, c))
+        in_full_batches(fn, images, batch_size, out)
+        out.flush()
+        del out
+
+
+def in_full_batches(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """fn over (N, H, W, C) images `batch_size` at a time into `out` (a new array when None; fn's outputs may
+    be larger images); every batch fn sees is full, the last one padded with black images and cut back."""
+    for start in range(0, len(images), batch_size):
+        part = images[start:start + batch_size]
+        batch = np.zeros((batch_size, *images.shape[1:]), np.uint8)
+        batch[:len(part)] = part
+        result = fn(batch)[:len(part)]
+        if out is None:
+            out = np.empty((len(images), *result.shape[1:]), np.uint8)
+        out[start:start + len(part)] = result
+    return out if out is not None else images.copy()

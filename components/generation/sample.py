@@ -15,15 +15,12 @@ forward(z, labels) -> images in [-1, 1]): the cGAN's generator or the cVAE's dec
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from components.data.atomic import atomic_file
 from components.device import autocast
 from components.models import cgan
 from components.pixels import to_uint8
@@ -159,14 +156,3 @@ def class_grid(model: torch.nn.Module, seed: int, columns: int, truncation: floa
                                           truncation=truncation, device=device, temperature=temperature)
                      for k in range(model.num_classes)])
 
-
-def save_grid(grid: np.ndarray, path: Path, pad: int = 2) -> None:
-    """Write (rows, cols, H, W, C) uint8 images as one PNG, tiles separated by `pad` white pixels."""
-    rows, cols, h, w, c = grid.shape
-    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, dtype=np.uint8)
-    for r in range(rows):
-        for col in range(cols):
-            y, x = pad + r * (h + pad), pad + col * (w + pad)
-            canvas[y:y + h, x:x + w] = grid[r, col]
-    with atomic_file(Path(path)) as tmp:
-        Image.fromarray(canvas[..., 0] if c == 1 else canvas).save(tmp, format="PNG")

@@ -24,7 +24,7 @@ from components.data.manifest import DatasetInfo, read_manifest, write_manifest
 from components.data.shards import ShardWriter, gather_images
 from components.errors import DataError
 from components.generation import filtering
-from components.generation.sample import save_grid
+from components.plots import save_grid
 from components.stages import filter as filter_stage
 
 log = logging.getLogger("genaug")

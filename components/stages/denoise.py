@@ -2,16 +2,14 @@
 denoise.strength, score every result with the outlier scorer, and draw before/after pairs per class.
 
 output = (1 - strength) * sample + strength * denoised sample; strength 0 copies the shards byte for
-byte (the denoiser is not even loaded). Each shard is read memory-mapped and written a batch at a time
-into a memory-mapped .npy of the same name, so memory stays near one batch (denoise.batch_size)
-whatever the number of samples. The manifest keeps every column and adds `denoise_strength`,
+byte (the denoiser is not even loaded). Shards are mapped a batch (denoise.batch_size) at a time by
+components/data/shards.py: map_shards, so memory stays near one batch whatever the number of samples. The manifest keeps every column and adds `denoise_strength`,
 `denoiser` (the hash of the weights used; null at strength 0) and `outlier_score` (the scorer's
 reconstruction error of the output: see train_scorer; the filter and the dataset card read it).
 before_after.png shows the first denoise.grid_columns samples of each class, generated beside denoised.
 """
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +18,12 @@ import torch
 
 from components import paths
 from components.config import Params
-from components.data.atomic import atomic_dir, atomic_file, write_json
+from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import INFO, DatasetInfo, read_manifest, write_manifest
-from components.data.shards import gather_images, load_shard, shard_path
+from components.data.shards import gather_images, load_shard, map_shards
 from components.device import describe, resolve_device
 from components.errors import DataError
-from components.generation.sample import save_grid
+from components.plots import paired_grid, save_grid
 from components.models import autoencoder
 from components.training.autoencoder import DENOISER, SCORER
 from components.training.checkpoint import file_hash
@@ -47,13 +45,9 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     print(f"denoise: {len(manifest)} images at strength {d.strength} {how}")
 
     with atomic_dir(paths.DENOISED) as out:
-        for shard in sorted(manifest["shard"].unique()):
-            src, dst = shard_path(source, shard), shard_path(out, shard)
-            if denoiser is None:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dst)
-            else:
-                denoise_shard(source, shard, dst, denoiser, d.strength, d.batch_size, device)
+        fn = None if denoiser is None else (
+            lambda batch: autoencoder.denoise(denoiser, batch, d.strength, d.batch_size, device))
+        map_shards(source, out, sorted(manifest["shard"].unique()), fn, d.batch_size, desc="denoise")
         before, after, change = compare(scorer, source, out, manifest, d.batch_size, device)
         manifest = provenance(manifest, d.strength, weights, after)
         write_manifest(out, manifest)
@@ -88,19 +82,6 @@ def load_denoiser(strength: float, channels: int, device: torch.device) -> tuple
     return model, file_hash(path)
 
 
-def denoise_shard(source: Path, shard: str, dst: Path, model: autoencoder.Autoencoder, strength: float,
-                  batch_size: int, device: torch.device) -> None:
-    """Denoise every image of one shard into `dst`, one batch in memory at a time."""
-    images = load_shard(source, shard, mmap=True)
-    with atomic_file(dst) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=images.shape)
-        for start in range(0, len(images), batch_size):
-            batch = np.array(images[start:start + batch_size])  # a writable copy of the mapped slice
-            out[start:start + batch_size] = autoencoder.denoise(model, batch, strength, batch_size, device)
-        out.flush()
-        del out
-
-
 def compare(scorer: autoencoder.Autoencoder, source: Path, out: Path, manifest: pd.DataFrame, batch_size: int,
             device: torch.device) -> tuple[np.ndarray, np.ndarray, float]:
     """The outlier scores of every manifest row's image before (under `source`) and after (under `out`),
@@ -121,15 +102,9 @@ def compare(scorer: autoencoder.Autoencoder, source: Path, out: Path, manifest: 
 
 
 def before_after(manifest: pd.DataFrame, source: Path, out: Path, info: DatasetInfo, columns: int) -> np.ndarray:
-    """(classes, 2 x columns, H, W, C): the first `columns` samples of each class, as generated beside
-    denoised; white where a class has fewer."""
-    side, channels = info.size, info.channels
-    grid = np.full((len(info.class_names), 2 * columns, side, side, channels), 255, np.uint8)
-    for label, rows in manifest.groupby("label", sort=True):
-        rows = rows.head(columns)
-        grid[label, 0:2 * len(rows):2] = gather_images(source, rows)
-        grid[label, 1:2 * len(rows):2] = gather_images(out, rows)
-    return grid
+    """The first `columns` samples of each class, as generated beside denoised."""
+    return paired_grid(manifest, len(info.class_names), columns, info.size, info.channels,
+                       lambda rows: gather_images(source, rows), lambda rows: gather_images(out, rows))
 
 
 def mean(values: np.ndarray) -> float | None:

@@ -40,7 +40,7 @@ from components.data.sampling import synthetic_per_batch
 from components.data.shards import gather_images
 from components.device import describe, resolve_device
 from components.errors import DataError
-from components.generation.sample import save_grid
+from components.plots import save_grid
 from components.metrics.classification import scores
 from components.metrics.distances import frechet_distance, kernel_inception_distance, precision_recall, real_floor
 from components.models import classifier

@@ -18,7 +18,6 @@ accepted rows.
 import json
 import logging
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,11 @@ from components.config import Params
 from components.config.quality import FilterParams
 from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import INFO, DatasetInfo, read_manifest, read_split, write_manifest
-from components.data.shards import ShardWriter, gather_images, iter_images, shard_path
+from components.data.shards import ShardWriter, gather_images, iter_images, map_shards
 from components.device import describe, resolve_device
 from components.errors import DataError
 from components.generation import filtering
-from components.generation.sample import save_grid
+from components.plots import blank_grid, save_grid
 from components.models import classifier
 from components.stages import train_judge
 from components.stages.top_up import Chain
@@ -67,10 +66,7 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     print(f"filter: {len(candidates)} samples on {describe(device)}; checks: {', '.join(checks)}")
 
     with atomic_dir(paths.FILTERED) as out:
-        for shard in sorted(candidates["shard"].unique()):
-            dst = shard_path(out, shard)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(shard_path(source, shard), dst)
+        map_shards(source, out, sorted(candidates["shard"].unique()), None, f.batch_size)  # a copy
         scored = judged(candidates, out, judge, real_features, f, device)
         scored["filter"] = filtering.check(scored, f.label_check, f.min_confidence, realism, duplicate)
         scored, rounds = top_up(scored, quota, params, info, out, judge, real_features, (realism, duplicate), device)
@@ -167,7 +163,7 @@ def round_size(rows: pd.DataFrame, missing: int, quota: int, top_up_max: float) 
 def verdict_grid(manifest: pd.DataFrame, root: Path, info: DatasetInfo, columns: int) -> np.ndarray:
     """(classes, 2 x columns, H, W, C): per class its first `columns` accepted samples, then its first
     `columns` rejected ones; white where a class has fewer."""
-    grid = np.full((len(info.class_names), 2 * columns, info.size, info.size, info.channels), 255, np.uint8)
+    grid = blank_grid(len(info.class_names), 2 * columns, info.size, info.channels)
     for label, rows in manifest.groupby("label", sort=True):
         accepted = rows["filter"] == filtering.ACCEPTED
         for offset, part in ((0, rows[accepted].head(columns)), (columns, rows[~accepted].head(columns))):

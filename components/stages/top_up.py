@@ -10,7 +10,7 @@ import torch
 
 from components import paths
 from components.config import Params
-from components.data.shards import ShardWriter
+from components.data.shards import ShardWriter, in_full_batches
 from components.generation.sample import GeneratedShard, generate_class_range, sample_seeds
 from components.models import autoencoder, generators, upscaler
 from components.stages import denoise, generate, upscale
@@ -47,11 +47,15 @@ class Chain:
         batch = g.batch_size
         images = generate_class_range(self.generator, label, start, count, p.seed, batch, g.truncation,
                                       self.device, g.temperature)
-        images = autoencoder.denoise(self.denoiser, images, p.denoise.strength, batch, self.device) \
-            if self.denoiser is not None else images
+        if self.denoiser is not None:  # as the denoise and upscale stages do (shards.map_shards)
+            d = p.denoise
+            images = in_full_batches(lambda x: autoencoder.denoise(self.denoiser, x, d.strength, d.batch_size,
+                                                                   self.device), images, d.batch_size)
         scores = autoencoder.score(self.scorer, images, batch, self.device)
         if self.upscaler is not None:
-            images = upscaler.apply(self.upscaler, images, batch, self.device)
+            u = p.upscale
+            images = in_full_batches(lambda x: upscaler.apply(self.upscaler, x, u.batch_size, self.device), images,
+                                     u.batch_size)
         shards, offsets = writer.write(images)
         part = GeneratedShard(label, start, images, sample_seeds(p.seed, label, start, count))
         rows = generate.manifest_rows(part, shards, offsets, self.class_names, self.kind, self.checkpoint, p.seed,

@@ -29,7 +29,7 @@ from components.data.shards import gather_images
 from components.data.transforms import degrade
 from components.device import describe, resolve_device
 from components.errors import DataError
-from components.generation.sample import save_grid
+from components.plots import save_grid
 from components.metrics.fidelity import fidelity
 from components.models import upscaler
 from components.pixels import psnr_per_image, stream_seed, to_device, to_signed

@@ -2,15 +2,14 @@
 super-resolution net, into data/upscaled (same layout: shards, manifest, info.json), and draw LR / SR
 pairs per class (data/upscaled/lr_sr.png).
 
-Each shard is read memory-mapped and written batch by batch into a memory-mapped .npy of the same name,
-so memory stays near one batch (upscale.batch_size) whatever the number of samples. Shard names and
+Shards are mapped a batch (upscale.batch_size) at a time by components/data/shards.py: map_shards, so
+memory stays near one batch whatever the number of samples. Shard names and
 offsets stay as they were; the manifest keeps every column and adds `upscale_factor` and `upscaler` (the
 hash of the weights used). With upscale.factor 1 the samples pass through unchanged (upscale_factor 1,
 no upscaler).
 """
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,12 @@ import torch
 
 from components import paths
 from components.config import Params
-from components.data.atomic import atomic_dir, atomic_file, write_json
+from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import INFO, DatasetInfo, read_manifest, write_manifest
-from components.data.shards import gather_images, load_shard, shard_path
+from components.data.shards import gather_images, map_shards
 from components.device import describe, resolve_device
 from components.errors import DataError
-from components.generation.sample import save_grid
+from components.plots import paired_grid, save_grid
 from components.models import upscaler
 from components.stages.train_upscaler import FINAL
 from components.training.checkpoint import file_hash
@@ -48,13 +47,8 @@ def run(params: Params, source: Path = SOURCE) -> dict:
           + (f"with upscaler {weights[:12]} on {describe(device)}" if model else "(factor 1: passed through)"))
 
     with atomic_dir(paths.UPSCALED) as out:
-        for shard in sorted(manifest["shard"].unique()):
-            src, dst = shard_path(source, shard), shard_path(out, shard)
-            if model is None:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dst)
-            else:
-                upscale_shard(source, shard, dst, model, u.batch_size, device)
+        fn = None if model is None else lambda batch: upscaler.apply(model, batch, u.batch_size, device)
+        map_shards(source, out, sorted(manifest["shard"].unique()), fn, u.batch_size, u.factor, desc="upscale")
         manifest = provenance(manifest, u.factor, weights)
         write_manifest(out, manifest)
         extra = json.loads((source / INFO).read_text())
@@ -87,30 +81,9 @@ def load_model(factor: int, channels: int, device: torch.device) -> tuple[upscal
     return model, file_hash(path)
 
 
-def upscale_shard(source: Path, shard: str, dst: Path, model: upscaler.Upscaler, batch_size: int,
-                  device: torch.device) -> None:
-    """Upscale every image of one shard into `dst`, one batch in memory at a time."""
-    images = load_shard(source, shard, mmap=True)
-    n, h, w, c = images.shape
-    with atomic_file(dst) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(n, h * model.factor, w * model.factor, c))
-        for start in range(0, n, batch_size):
-            out[start:start + batch_size] = upscaler.apply(model, np.array(images[start:start + batch_size]),
-                                                           batch_size, device)
-        out.flush()
-        del out
-
-
 def pairs_grid(manifest: pd.DataFrame, source: Path, out: Path, info: DatasetInfo, factor: int,
                columns: int) -> np.ndarray:
-    """(classes, 2 x columns, H, W, C): the first `columns` samples of each class, LR (pixels repeated)
-    beside SR; white where a class has fewer."""
-    side, channels = info.size * factor, info.channels
-    grid = np.full((len(info.class_names), 2 * columns, side, side, channels), 255, np.uint8)
-    for label, rows in manifest.groupby("label", sort=True):
-        rows = rows.head(columns)
-        low, high = gather_images(source, rows), gather_images(out, rows)
-        grid[label, 0:2 * len(rows):2] = low.repeat(factor, axis=1).repeat(factor, axis=2)
-        grid[label, 1:2 * len(rows):2] = high
-    return grid
+    """The first `columns` samples of each class, LR (pixels repeated) beside SR."""
+    return paired_grid(manifest, len(info.class_names), columns, info.size * factor, info.channels,
+                       lambda rows: gather_images(source, rows).repeat(factor, axis=1).repeat(factor, axis=2),
+                       lambda rows: gather_images(out, rows))

@@ -15,7 +15,7 @@ import torch
 
 from components.config.autoencoder import TrainDenoiserParams, TrainScorerParams
 from components.data.transforms import noise
-from components.generation.sample import save_grid
+from components.plots import save_grid
 from components.models import autoencoder
 from components.pixels import psnr_pooled, stream_seed, to_device, to_signed
 from components.training import checkpoint

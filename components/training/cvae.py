@@ -12,7 +12,8 @@ import torch
 
 from components import paths
 from components.config.generator import GeneratorParams, TrainGeneratorParams
-from components.generation.sample import class_grid, save_grid
+from components.generation.sample import class_grid
+from components.plots import save_grid
 from components.models import cvae
 from components.training import checkpoint
 from components.training.fit import DeviceImages, check_data, fit

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from components import paths
 from components.config.generator import GeneratorParams, TrainGeneratorParams
 from components.device import autocast
-from components.generation.sample import class_grid, save_grid
+from components.generation.sample import class_grid
+from components.plots import save_grid
 from components.models import cgan
 from components.models.augment import augment
 from components.training import checkpoint

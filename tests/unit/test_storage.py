@@ -1,4 +1,4 @@
-"""Shards, the manifest schema and atomic outputs."""
+"""Shards (written, read, mapped), the manifest schema and atomic outputs."""
 
 import os
 import stat
@@ -6,10 +6,11 @@ import stat
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import read_manifest, read_split, write_manifest
-from components.data.shards import ShardWriter, gather_images
+from components.data.shards import ShardWriter, gather_images, load_shard, map_shards
 from components.errors import DataError
 
 
@@ -96,3 +97,53 @@ def test_outputs_get_the_usual_permissions_not_the_temp_files_private_ones(tmp_p
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+
+
+def write_shards(root, sizes, seed=0):
+    """Random 8x8 images in shards of the given sizes; their names."""
+    rng = np.random.default_rng(seed)
+    with ShardWriter(root, prefix="s", shard_size=max(sizes)) as writer:
+        names = []
+        for size in sizes:
+            names += writer.write(rng.integers(0, 256, (size, 8, 8, 1), dtype=np.uint8))[0]
+            writer.flush()
+    return sorted(set(names))
+
+
+def test_map_shards_copies_or_maps_each_shard_a_full_batch_at_a_time(tmp_path):
+    names = write_shards(tmp_path / "src", [5, 3])
+    map_shards(tmp_path / "src", tmp_path / "copy", names, None, batch_size=4)
+    for name in names:
+        assert (tmp_path / "copy" / name).read_bytes() == (tmp_path / "src" / name).read_bytes()
+
+    seen = []
+
+    def twice_as_large(batch):
+        seen.append(len(batch))
+        return 255 - batch.repeat(2, axis=1).repeat(2, axis=2)
+
+    map_shards(tmp_path / "src", tmp_path / "big", names, twice_as_large, batch_size=4, scale=2)
+    assert seen == [4, 4, 4]  # 5 = 4 + 1 padded, 3 padded: the function never sees a short batch
+    for name in names:
+        before, after = load_shard(tmp_path / "src", name), load_shard(tmp_path / "big", name)
+        assert after.shape == (len(before), 16, 16, 1)
+        assert np.array_equal(after, 255 - before.repeat(2, axis=1).repeat(2, axis=2))
+    assert not list((tmp_path / "big").rglob("*.tmp*"))
+
+
+def test_a_mapped_sample_does_not_depend_on_where_its_shard_ends(tmp_path):
+    """32 images through a (random) denoiser, as one shard or as 32 shards of one: the same pixels. Without
+    full batches a few pixels differ (CPU kernels pick their algorithm by batch size; a batch of one differs
+    from a batch of 16), so the samples would depend on how the shards were cut or shared among workers."""
+    from components.models import autoencoder
+    pictures = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    model = autoencoder.build(1, 28, seed=0, width=16, levels=2)
+    fn = lambda batch: autoencoder.denoise(model, batch, 1.0, len(batch), torch.device("cpu"))  # noqa: E731
+    outputs = []
+    for root, size in (("one", 32), ("many", 1)):
+        with ShardWriter(tmp_path / root, prefix="s", shard_size=size) as writer:
+            writer.write(pictures)
+        names = sorted(p.relative_to(tmp_path / root).as_posix() for p in (tmp_path / root).rglob("*.npy"))
+        map_shards(tmp_path / root, tmp_path / f"{root}-out", names, fn, batch_size=16)
+        outputs.append(np.concatenate([load_shard(tmp_path / f"{root}-out", name) for name in names]))
+    assert len(names) == 32 and np.array_equal(*outputs)
