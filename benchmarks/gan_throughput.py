@@ -112,13 +112,13 @@ def ours(images, labels, arch, args, device, diffaugment) -> dict:
                                   log_every=args.warmup, checkpoint_every=args.warmup)
     names = [str(k) for k in range(10)]
     with tempfile.TemporaryDirectory() as run_dir:
-        train_gan(images, labels, 10, names, arch, params, 0, device, Path(run_dir))
+        train_gan(images, labels, names, arch, params, 0, device, Path(run_dir))
         total, every = args.warmup + args.steps, args.log_every
         # the same run continued: checkpoints (and sample grids) only at its last step
         params = params.model_copy(update={"steps": total, "log_every": every,
                                            "checkpoint_every": every * math.ceil(total / every)})
         started = time.perf_counter()
-        train_gan(images, labels, 10, names, arch, params, 0, device, Path(run_dir))
+        train_gan(images, labels, names, arch, params, 0, device, Path(run_dir))
         seconds = time.perf_counter() - started
     return {"batch_size": batch, "steps": args.steps, "diffaugment": diffaugment, "log_every": args.log_every,
             "seconds": round(seconds, 2), "images_per_s": round(args.steps * batch / seconds, 1),

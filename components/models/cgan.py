@@ -18,7 +18,7 @@ from components.config.generator import GeneratorParams
 from components.models import model_file
 
 KIND = "cgan"
-MISSING = "no trained generator; run the train_generator stage first"  # either kind's generator.pt
+MISSING = "no trained generator; run the train_generator stage first"
 
 
 def sides(size: int) -> list[int]:

@@ -20,7 +20,7 @@ from components.device import describe, resolve_device
 from components.errors import DataError
 from components.generation.quota import format_plan, plan_quota
 from components.generation.sample import GeneratedShard, generate, plan_shards
-from components.models import generators
+from components.training import generators
 from components.training.checkpoint import file_hash
 
 PLAN = "plan.csv"

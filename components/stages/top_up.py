@@ -12,7 +12,8 @@ from components import paths
 from components.config import Params
 from components.data.shards import ShardWriter, in_full_batches
 from components.generation.sample import GeneratedShard, generate_class_range, sample_seeds
-from components.models import autoencoder, generators, upscaler
+from components.models import autoencoder, upscaler
+from components.training import generators
 from components.stages import denoise, generate, upscale
 from components.training.autoencoder import SCORER
 from components.training.checkpoint import file_hash

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from components import paths
 from components.config.generator import GeneratorParams, TrainGeneratorParams
+from components.config.training import FitParams
 from components.device import autocast
 from components.generation.sample import class_grid
 from components.plots import save_grid
@@ -29,21 +30,19 @@ from components.training.rundir import RunDir
 
 METRICS = ("loss_d", "loss_g", "d_real", "d_fake", "d_acc_real", "d_acc_fake")
 # Train settings that leave the weights alone: a checkpoint written under other values still resumes
-# (raising `steps` continues a finished run to the same weights as a longer straight run).
-# `cvae` is the other kind's recipe: it does not touch the GAN.
-NOT_SHAPING = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "grid_columns", "divergence_patience",
-               "cvae"}
+# (raising `steps` continues a finished run to the same weights as a longer straight run). The other kinds'
+# recipes (train_generator.cvae, ...) do not touch the GAN either: run_fingerprint leaves them out.
+NOT_SHAPING = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "grid_columns", "divergence_patience"}
 
 # The end of the divergence error: what to change.
 FIX = ("change train_generator (a lower lr or lr_ratio, diffaugment [translation, cutout, color] for small data, "
        "loss: hinge) or the seed, which starts a fresh run.")
 
 
-def train_gan(images: np.ndarray, labels: np.ndarray, num_classes: int, class_names: list[str],
-              generator_params: GeneratorParams, train_params: TrainGeneratorParams, seed: int,
-              device: torch.device, run_dir: Path) -> dict:
+def train_gan(images: np.ndarray, labels: np.ndarray, class_names: list[str], generator_params: GeneratorParams,
+              train_params: TrainGeneratorParams, seed: int, device: torch.device, run_dir: Path) -> dict:
     """Train the cGAN on uint8 (N, H, W, C) images and int64 labels; returns a summary dict."""
-    gp, tp, run_dir = generator_params, train_params, Path(run_dir)
+    gp, tp, run_dir, num_classes = generator_params, train_params, Path(run_dir), len(class_names)
     check_data(images, labels, num_classes, class_names)
     data = DeviceImages(images, labels, device, gp.size)
 
@@ -175,6 +174,7 @@ def run_fingerprint(gp: GeneratorParams, tp: TrainGeneratorParams, seed: int, cl
                     data_digest: str, device: torch.device) -> str:
     """What a checkpoint must match to be resumed: everything that shapes the weights (the device
     type too: CPU and CUDA differ in numerics and in the trainer's RNG state)."""
-    shaping = tp.model_dump(mode="json", exclude=NOT_SHAPING)
+    other_kinds = {name for name, value in tp if isinstance(value, FitParams)}
+    shaping = tp.model_dump(mode="json", exclude=NOT_SHAPING | other_kinds)
     return json.dumps({"generator": gp.model_dump(mode="json"), "train": shaping, "seed": seed,
                        "class_names": class_names, "data": data_digest, "device": device.type}, sort_keys=True)

@@ -2,6 +2,8 @@
 generator interface generate uses, loading by kind, conditioning (a classifier recognises the class of
 its samples), resume, and the train_generator/generate stages with generator.kind cvae."""
 
+import typing
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,10 +19,11 @@ from components.data.shards import gather_images
 from components.data.sources import sklearn_digits_path
 from components.errors import DataError, ParamsError
 from components.generation.sample import generate_class_range, latents, prior_latents, sample_seeds
-from components.models import cgan, cvae, generators
+from components.models import cgan, cvae
 from components.stages import generate as generate_stage
 from components.stages import prepare
 from components.stages import train_generator as train_stage
+from components.training import generators
 from components.training.cvae import train_cvae
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -110,6 +113,15 @@ def test_export_and_load_by_kind(tmp_path):
         generators.load(tmp_path / "other.pt", CPU)
     with pytest.raises(DataError, match="run the train_generator stage first"):
         generators.load(tmp_path / "missing.pt", CPU)
+
+
+def test_every_kind_params_allow_is_registered():
+    """generator.kind's Literal and the registry agree, and each kind's recipe is what the stage trains with."""
+    assert set(typing.get_args(GeneratorParams.model_fields["kind"].annotation)) == set(generators.KINDS)
+    for name, kind in generators.KINDS.items():
+        assert kind.model.KIND == name and callable(kind.model.from_saved) and callable(kind.model.export)
+    tp = TrainGeneratorParams(steps=3, cvae={"steps": 5})
+    assert generators.KINDS["cgan"].recipe(tp).steps == 3 and generators.KINDS["cvae"].recipe(tp).steps == 5
 
 
 def test_build_is_seeded_and_leaves_global_rng_alone():

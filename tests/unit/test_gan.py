@@ -37,7 +37,7 @@ def short(**changes) -> TrainGeneratorParams:
 
 def train(digits, run_dir, params: TrainGeneratorParams, arch: GeneratorParams = ARCH, seed: int = 0) -> dict:
     images, labels = digits
-    return train_gan(images, labels, 3, CLASSES, arch, params, seed, CPU, run_dir)
+    return train_gan(images, labels, CLASSES, arch, params, seed, CPU, run_dir)
 
 
 def weights(run_dir) -> dict[str, torch.Tensor]:
@@ -180,6 +180,6 @@ def test_watch_flags_a_discriminator_that_always_wins():
 def test_bad_inputs_are_named(digits, tmp_path):
     images, labels = digits
     with pytest.raises(Exception, match="labels must lie in"):
-        train_gan(images, labels + 5, 3, CLASSES, ARCH, short(), 0, CPU, tmp_path)
+        train_gan(images, labels + 5, CLASSES, ARCH, short(), 0, CPU, tmp_path)
     with pytest.raises(Exception, match="uint8"):
-        train_gan(images.astype(np.float32), labels, 3, CLASSES, ARCH, short(), 0, CPU, tmp_path)
+        train_gan(images.astype(np.float32), labels, CLASSES, ARCH, short(), 0, CPU, tmp_path)

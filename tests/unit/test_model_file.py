@@ -5,7 +5,8 @@ import torch
 
 from components.config.classifier import ClassifierParams
 from components.errors import DataError
-from components.models import classifier, generators
+from components.models import classifier
+from components.training import generators
 from components.training import checkpoint
 
 CPU = torch.device("cpu")
