@@ -16,7 +16,7 @@ from prefect.states import Completed
 from components import paths, pipeline
 from components.config import load_params
 from components.errors import GateRefused
-from components.stages import assemble, version
+from components.stages import version
 
 
 @task(retries=1, retry_delay_seconds=5)
@@ -31,7 +31,7 @@ def run_stage(cwd: Path, stage: str):
 
 @task
 def publish(cwd: Path) -> None:
-    card = cwd / paths.AUGMENTED / assemble.CARD
+    card = cwd / paths.AUGMENTED / paths.CARD
     if card.exists():
         create_markdown_artifact(key="dataset-card", markdown=card.read_text(),
                                  description="data/augmented: counts per class and source")

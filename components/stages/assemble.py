@@ -25,18 +25,15 @@ from components.data.shards import ShardWriter, gather_images
 from components.errors import DataError
 from components.generation import filtering
 from components.plots import save_grid
-from components.stages import filter as filter_stage
 
 log = logging.getLogger("genaug")
 
-CARD, OUTLIERS = "card.md", "outliers.png"
-SCORES = paths.SCORER / "scores.parquet"  # written by train_scorer
 # The params sections the augmented data depends on (dvc.yaml lists the same for this stage).
 DATA_PARAMS = ("seed", "prepare", "generator", "train_generator", "generate", "train_scorer", "train_denoiser",
                "denoise", "train_upscaler", "upscale", "classic", "train_judge", "filter")
 
 
-def run(params: Params, synthetic: Path | None = paths.FILTERED, scores: Path = SCORES) -> dict:
+def run(params: Params, synthetic: Path | None = paths.FILTERED, scores: Path = paths.SCORES) -> dict:
     """Write data/augmented from data/prepared and, when given, a folder of synthetic samples."""
     info = DatasetInfo.read(paths.PREPARED)
     real = with_scores(read_manifest(paths.PREPARED), scores, params.assemble.drop_real_outliers)
@@ -50,8 +47,8 @@ def run(params: Params, synthetic: Path | None = paths.FILTERED, scores: Path = 
         info.write(out)
         write_manifest(out, manifest)
         if top is not None and len(top):
-            save_grid(outlier_grid(top, info), out / OUTLIERS)
-        write_text(out / CARD, dataset_card(manifest, info, params, upstream(parts), top, dropped,
+            save_grid(outlier_grid(top, info), out / paths.OUTLIERS)
+        write_text(out / paths.CARD, dataset_card(manifest, info, params, upstream(parts), top, dropped,
                                             filter_report(synthetic)))
     summary = summarize(manifest, info)
     write_json(paths.metrics_file("assemble"), summary)
@@ -127,7 +124,7 @@ def filter_report(synthetic: Path | None) -> dict | None:
     """The filter's acceptance summary (filter.json beside the synthetic manifest), if there is one."""
     if synthetic is None:
         return None
-    path = Path(synthetic) / filter_stage.REPORT
+    path = Path(synthetic) / paths.FILTER_REPORT
     return json.loads(path.read_text()) if path.is_file() else None
 
 

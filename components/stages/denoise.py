@@ -25,10 +25,8 @@ from components.device import describe, resolve_device
 from components.errors import DataError
 from components.plots import paired_grid, save_grid
 from components.models import autoencoder
-from components.training.autoencoder import DENOISER, SCORER
 from components.training.checkpoint import file_hash
 
-GRID = "before_after.png"
 SOURCE = paths.GENERATED
 
 
@@ -37,9 +35,9 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     info = DatasetInfo.read(source)
     manifest = read_manifest(source)
     denoiser, weights = load_denoiser(d.strength, info.channels, device)
-    scorer, _ = autoencoder.load(paths.SCORER / SCORER, "scorer", device)
+    scorer, _ = autoencoder.load(paths.SCORER / paths.SCORER_FILE, "scorer", device)
     if (scorer.size, scorer.channels) != (info.size, info.channels):
-        raise DataError(f"{paths.SCORER / SCORER}: scores {scorer.size}x{scorer.size}x{scorer.channels} images, but "
+        raise DataError(f"{paths.SCORER / paths.SCORER_FILE}: scores {scorer.size}x{scorer.size}x{scorer.channels} images, but "
                         f"{source} holds {info.size}x{info.size}x{info.channels} ones; re-run train_scorer")
     how = f"with denoiser {weights[:12]} on {describe(device)}" if denoiser is not None else "(0: passed through)"
     print(f"denoise: {len(manifest)} images at strength {d.strength} {how}")
@@ -54,7 +52,7 @@ def run(params: Params, source: Path = SOURCE) -> dict:
         extra = json.loads((source / INFO).read_text())
         write_json(out / INFO, {**extra, "denoise_strength": d.strength, "denoiser": weights})
         if len(manifest):
-            save_grid(before_after(manifest, source, out, info, d.grid_columns), out / GRID)
+            save_grid(before_after(manifest, source, out, info, d.grid_columns), out / paths.DENOISE_GRID)
 
     summary = {"images": len(manifest), "strength": d.strength, "denoiser": weights,
                "mean_abs_change": round(change, 4),
@@ -74,7 +72,7 @@ def load_denoiser(strength: float, channels: int, device: torch.device) -> tuple
     """The trained denoiser and the hash of its weights; (None, None) at strength 0."""
     if strength == 0:
         return None, None
-    path = paths.DENOISER / DENOISER
+    path = paths.DENOISER / paths.DENOISER_FILE
     model, _ = autoencoder.load(path, "denoiser", device)
     if model.channels != channels:
         raise DataError(f"{path}: trained on {model.channels}-channel images, but the samples have {channels}; "

@@ -44,8 +44,7 @@ from components.plots import save_grid
 from components.metrics.classification import scores
 from components.metrics.distances import frechet_distance, kernel_inception_distance, precision_recall, real_floor
 from components.models import classifier
-from components.stages import train_judge
-from components.training.classify import Balance, SyntheticPart, balancing_weights, train_classifier
+from components.training.classify import Balance, SyntheticPart, balancing_weights, load_judge, train_classifier
 
 log = logging.getLogger("genaug")
 
@@ -338,7 +337,7 @@ def lift(runs: dict[str, list[dict]], split: str) -> dict:
 def generative(p: EvaluateParams, info: DatasetInfo, sets: Sets, ctx: Context) -> dict:
     """The synthetic train images against the real test images (a reference no model trained on) on judge
     features; the real train images on the same scale, for comparison; and CAS."""
-    judge = train_judge.load(info, ctx.device, str(paths.AUGMENTED))
+    judge = load_judge(info, ctx.device, str(paths.AUGMENTED))
     parts = (("real", sets.real), ("synthetic", sets.synthetic), ("test", sets.test))
     feats = {name: classifier.embed(judge, s.images, p.batch_size, ctx.device) for name, s in parts}
     out = distances(feats["test"], feats["synthetic"], feats["real"], p)

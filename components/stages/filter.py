@@ -35,14 +35,12 @@ from components.errors import DataError
 from components.generation import filtering
 from components.plots import blank_grid, save_grid
 from components.models import classifier
-from components.stages import train_judge
 from components.stages.top_up import Chain
+from components.training.classify import load_judge
 
 log = logging.getLogger("genaug")
 
 SOURCE = paths.UPSCALED
-SCORES = paths.SCORER / "scores.parquet"  # written by train_scorer: the real images' outlier scores
-REPORT, GRID = "filter.json", "filter.png"
 MIN_RATE = 0.1  # a top-up round assumes at least this acceptance rate when sizing itself
 
 
@@ -51,7 +49,7 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     info = DatasetInfo.read(source)
     candidates = read_manifest(source).assign(filter_round=0)
     candidates["index"] = candidates.groupby("label").cumcount()
-    judge = train_judge.load(info, device, str(source))
+    judge = load_judge(info, device, str(source))
     real = read_split(paths.PREPARED, "train")[0]
     if real.shape[1:] != (info.size, info.size, info.channels):
         raise DataError(f"{source}: samples are {info.size}x{info.size}x{info.channels}, the real train images "
@@ -77,9 +75,9 @@ def run(params: Params, source: Path = SOURCE) -> dict:
         report = {**filtering.acceptance(scored, info.class_names), "thresholds": {
             "label_check": f.label_check, "min_confidence": f.min_confidence, "outlier_score": None if math.isinf(realism) else round(realism, 6),
             "nn_distance": round(duplicate, 6)}, "top_up": rounds}
-        write_json(out / REPORT, report)
+        write_json(out / paths.FILTER_REPORT, report)
         if len(manifest):
-            save_grid(verdict_grid(manifest, out, info, f.grid_columns), out / GRID)
+            save_grid(verdict_grid(manifest, out, info, f.grid_columns), out / paths.FILTER_GRID)
     print(f"filter: kept {report['accepted']} of {report['candidates']} "
           f"({report['rate'] if report['rate'] is not None else 0:.1%}); rejected {report['rejected']}")
     write_json(paths.metrics_file("filter"), report)
@@ -90,9 +88,9 @@ def reference_scores() -> np.ndarray:
     """Outlier scores of real images the scorer did not train on: the val split's. Without one, the train
     split's, which the scorer fits closer than any new image: a stricter threshold (with a warning)."""
     try:
-        table = pd.read_parquet(SCORES, columns=["id", "outlier_score"])
+        table = pd.read_parquet(paths.SCORES, columns=["id", "outlier_score"])
     except FileNotFoundError:
-        raise DataError(f"{SCORES}: missing; the filter's realism check needs the real images' outlier scores: "
+        raise DataError(f"{paths.SCORES}: missing; the filter's realism check needs the real images' outlier scores: "
                         "run train_scorer (dvc repro), or set filter.realism_quantile: null") from None
     real = read_manifest(paths.PREPARED).merge(table, on="id")
     val = real[real["split"] == "val"]

@@ -23,7 +23,6 @@ from components.generation.sample import GeneratedShard, generate, plan_shards
 from components.training import generators
 from components.training.checkpoint import file_hash
 
-PLAN = "plan.csv"
 PROVENANCE = {"model": "string", "checkpoint": "string", "seed": "int64", "truncation": "float64",
               "temperature": "float64"}
 
@@ -56,7 +55,7 @@ def run(params: Params) -> dict:
         DatasetInfo(info.class_names, model.size, model.channels).write(
             out, model=saved["kind"], checkpoint=ckpt, seed=params.seed, truncation=g.truncation,
             temperature=g.temperature)
-        plan.to_csv(out / PLAN, index=False)
+        plan.to_csv(out / paths.PLAN, index=False)
     seconds = time.perf_counter() - started
     print(f"generate: {len(manifest)} images in {seconds:.1f} s")
 

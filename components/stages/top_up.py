@@ -15,7 +15,6 @@ from components.generation.sample import GeneratedShard, generate_class_range, s
 from components.models import autoencoder, upscaler
 from components.training import generators
 from components.stages import denoise, generate, upscale
-from components.training.autoencoder import SCORER
 from components.training.checkpoint import file_hash
 
 
@@ -37,7 +36,7 @@ class Chain:
     def load(cls, params: Params, device: torch.device, class_names: list[str], channels: int) -> "Chain":
         model, saved = generators.load(paths.GENERATOR / paths.GENERATOR_FILE, device)
         denoiser, denoiser_hash = denoise.load_denoiser(params.denoise.strength, channels, device)
-        scorer, _ = autoencoder.load(paths.SCORER / SCORER, "scorer", device)
+        scorer, _ = autoencoder.load(paths.SCORER / paths.SCORER_FILE, "scorer", device)
         sr, sr_hash = upscale.load_model(params.upscale.factor, channels, device)
         return cls(params, device, class_names, model, saved["kind"], file_hash(paths.GENERATOR / paths.GENERATOR_FILE),
                    denoiser, denoiser_hash, scorer, sr, sr_hash)

@@ -14,13 +14,11 @@ from components.config import Params
 from components.data.atomic import write_json
 from components.data.manifest import DatasetInfo, read_manifest, read_split
 from components.device import describe, resolve_device
-from components.errors import DataError
 from components.metrics.classification import scores
 from components.models import classifier
 from components.training.checkpoint import save
 from components.training.classify import train_classifier
 
-JUDGE = "judge.pt"
 BATCH = 512
 
 
@@ -33,8 +31,8 @@ def run(params: Params) -> dict:
           f"{len(info.class_names)} classes, {p.steps} steps on {describe(device)}")
     model, summary = train_classifier(images, labels, len(info.class_names), p.model, p, params.seed, device,
                                       paths.JUDGE, "train_judge", augment=params.classic,
-                                      label_smoothing=p.label_smoothing, finals=(JUDGE,))
-    save(paths.JUDGE / JUDGE, classifier.export(model, p.model, info.class_names, info.size, summary["steps"]))
+                                      label_smoothing=p.label_smoothing, finals=(paths.JUDGE_FILE,))
+    save(paths.JUDGE / paths.JUDGE_FILE, classifier.export(model, p.model, info.class_names, info.size, summary["steps"]))
     summary["val"] = validation(model, info, device)
     write_json(paths.metrics_file("train_judge"), summary)
     return summary
@@ -52,12 +50,3 @@ def validation(model: classifier.Classifier, info: DatasetInfo, device: torch.de
     return {"images": int(len(labels)), "accuracy": round(result["accuracy"], 5),
             "balanced_accuracy": round(result["balanced_accuracy"], 5)}
 
-
-def load(info: DatasetInfo, device: torch.device, where: str) -> classifier.Classifier:
-    """The trained judge, checked against the classes and channels of the images at `where`."""
-    judge, saved = classifier.load(paths.JUDGE / JUDGE, device)
-    if saved["class_names"] != info.class_names or saved["channels"] != info.channels:
-        raise DataError(f"{paths.JUDGE / JUDGE}: the judge knows classes {saved['class_names']} with "
-                        f"{saved['channels']} channel(s), but {where} has {info.class_names} with "
-                        f"{info.channels}; re-run train_judge (dvc repro)")
-    return judge

@@ -25,7 +25,6 @@ from components.models import autoencoder
 from components.pixels import resize_images
 from components.training.autoencoder import train_scorer
 
-SCORES = "scores.parquet"
 GRID_IMAGES = 10
 BATCH = 512
 
@@ -44,7 +43,7 @@ def run(params: Params) -> dict:
                                   device, paths.SCORER)
 
     scores = score_all(model, manifest, size, device)
-    with atomic_file(paths.SCORER / SCORES) as tmp:
+    with atomic_file(paths.SCORES) as tmp:
         scores.to_parquet(tmp, index=False)
     summary = {**summary, "train_images": len(images),
                "outlier_score": {split: describe_scores(rows["outlier_score"])

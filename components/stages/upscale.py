@@ -25,10 +25,8 @@ from components.device import describe, resolve_device
 from components.errors import DataError
 from components.plots import paired_grid, save_grid
 from components.models import upscaler
-from components.stages.train_upscaler import FINAL
 from components.training.checkpoint import file_hash
 
-GRID = "lr_sr.png"
 # The synthetic samples reach upscale through denoise (components/paths.py).
 SOURCE = paths.DENOISED
 
@@ -54,7 +52,7 @@ def run(params: Params, source: Path = SOURCE) -> dict:
         extra = json.loads((source / INFO).read_text())
         write_json(out / INFO, {**extra, "size": target, "upscale_factor": u.factor, "upscaler": weights})
         if len(manifest):
-            save_grid(pairs_grid(manifest, source, out, info, u.factor, u.grid_columns), out / GRID)
+            save_grid(pairs_grid(manifest, source, out, info, u.factor, u.grid_columns), out / paths.UPSCALE_GRID)
 
     summary = {"images": len(manifest), "factor": u.factor, "size": {"in": info.size, "out": target},
                "upscaler": weights}
@@ -72,7 +70,7 @@ def load_model(factor: int, channels: int, device: torch.device) -> tuple[upscal
     """The trained net and the hash of its weights; (None, None) for factor 1."""
     if factor == 1:
         return None, None
-    path = paths.UPSCALER / FINAL
+    path = paths.UPSCALER / paths.UPSCALER_FILE
     model, saved = upscaler.load(path, device)
     arch = saved["arch"]
     if (arch["factor"], arch["channels"]) != (factor, channels):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from components import paths
 from components.config.autoencoder import TrainDenoiserParams, TrainScorerParams
 from components.data.transforms import noise
 from components.plots import save_grid
@@ -20,9 +21,6 @@ from components.models import autoencoder
 from components.pixels import psnr_pooled, stream_seed, to_device, to_signed
 from components.training import checkpoint
 from components.training.fit import fit
-
-SCORER, SCORER_GRID = "scorer.pt", "reconstructions.png"
-DENOISER, DENOISER_GRID = "denoiser.pt", "denoised.png"
 
 
 def train_scorer(images: np.ndarray, val: np.ndarray, tp: TrainScorerParams, seed: int, device: torch.device,
@@ -41,10 +39,10 @@ def train_scorer(images: np.ndarray, val: np.ndarray, tp: TrainScorerParams, see
         save_grid(np.stack([val, autoencoder.outputs(m, val, len(val), device)]), path)
 
     model, summary = fit(model, batch_metrics, ("loss", "psnr"), tp, seed, device, run_dir,
-                         fingerprint(images, "scorer"), finals=(SCORER, SCORER_GRID), name="train_scorer",
+                         fingerprint(images, "scorer"), finals=(paths.SCORER_FILE, paths.SCORER_GRID), name="train_scorer",
                          picture=picture)
-    checkpoint.save(run_dir / SCORER, autoencoder.export(model, "scorer", summary["steps"]))
-    picture(model, run_dir / SCORER_GRID)
+    checkpoint.save(run_dir / paths.SCORER_FILE, autoencoder.export(model, "scorer", summary["steps"]))
+    picture(model, run_dir / paths.SCORER_GRID)
     return model, summary
 
 
@@ -70,10 +68,10 @@ def train_denoiser(images: np.ndarray, val: np.ndarray, tp: TrainDenoiserParams,
         save_grid(np.stack([val, val_noisy, autoencoder.outputs(m, val_noisy, len(val), device)]), path)
 
     model, summary = fit(model, batch_metrics, ("loss", "psnr", "psnr_noisy"), tp, seed, device, run_dir,
-                         fingerprint(images, "denoiser"), finals=(DENOISER, DENOISER_GRID), name="train_denoiser",
+                         fingerprint(images, "denoiser"), finals=(paths.DENOISER_FILE, paths.DENOISER_GRID), name="train_denoiser",
                          picture=picture)
-    checkpoint.save(run_dir / DENOISER, autoencoder.export(model, "denoiser", summary["steps"]))
-    picture(model, run_dir / DENOISER_GRID)
+    checkpoint.save(run_dir / paths.DENOISER_FILE, autoencoder.export(model, "denoiser", summary["steps"]))
+    picture(model, run_dir / paths.DENOISER_GRID)
     return model, summary
 
 

@@ -17,12 +17,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from components import paths
 from components.config.classifier import ClassifierParams
 from components.config.training import FitParams
 from components.config.transforms import ClassicParams
+from components.data.manifest import DatasetInfo
 from components.data.sampling import ShareSampler, class_balancing
 from components.errors import DataError
 from components.models.augment import classic
+from components.models import classifier
 from components.models.classifier import Classifier, build
 from components.training.fit import DeviceImages, fit
 
@@ -118,3 +121,13 @@ def balancing_weights(labels: np.ndarray, num_classes: int) -> np.ndarray | None
 def digest(images: np.ndarray, labels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(images).tobytes()
                           + np.ascontiguousarray(labels).tobytes()).hexdigest()
+
+
+def load_judge(info: DatasetInfo, device: torch.device, where: str) -> classifier.Classifier:
+    """The trained judge, checked against the classes and channels of the images at `where`."""
+    judge, saved = classifier.load(paths.JUDGE / paths.JUDGE_FILE, device)
+    if saved["class_names"] != info.class_names or saved["channels"] != info.channels:
+        raise DataError(f"{paths.JUDGE / paths.JUDGE_FILE}: the judge knows classes {saved['class_names']} with "
+                        f"{saved['channels']} channel(s), but {where} has {info.class_names} with "
+                        f"{info.channels}; re-run train_judge (dvc repro)")
+    return judge

@@ -40,7 +40,7 @@ def synthetic_folder(root, size=8, classes=("0", "1"), per_class=3):
 def test_without_synthetic_samples_the_card_says_so(params):
     summary = assemble.run(params, synthetic=None)
     assert summary["train_images"] == {"real": 10, "synthetic": 0}
-    card = (paths.AUGMENTED / assemble.CARD).read_text()
+    card = (paths.AUGMENTED / paths.CARD).read_text()
     assert "No synthetic samples: this augmented set is the real set" in card
     assert "| 0 | 5 | 0 |" in card
 
@@ -52,7 +52,7 @@ def test_real_and_synthetic_are_joined_with_provenance(params, tmp_path):
     synth = manifest[manifest["source"] == "synthetic"]
     assert synth["model"].eq("cgan").all() and manifest[manifest["source"] == "real"]["model"].isna().all()
     assert (gather_images(paths.AUGMENTED, synth) == 200).all()
-    card = (paths.AUGMENTED / assemble.CARD).read_text()
+    card = (paths.AUGMENTED / paths.CARD).read_text()
     assert "6 synthetic training images beside 10 real ones" in card and "content hash" in card
 
 

@@ -114,7 +114,7 @@ def scored(tmp_path, monkeypatch):
 
 def test_train_scorer_scores_every_real_image(scored):
     params, summary = scored
-    scores = pd.read_parquet(paths.SCORER / train_scorer.SCORES)
+    scores = pd.read_parquet(paths.SCORES)
     manifest = read_manifest(paths.PREPARED)
     assert scores["id"].tolist() == manifest["id"].tolist() and scores["outlier_score"].notna().all()
     assert set(summary["outlier_score"]) == {"train", "val", "test"} and summary["steps"] == 20
@@ -126,34 +126,34 @@ def test_the_card_lists_the_top_outliers_and_drops_none_by_default(scored):
     summary = assemble.run(params, synthetic=None)
     assert summary["train_images"]["real"] == 54  # 20 per class minus 2 for val, nothing dropped
     manifest = read_manifest(paths.AUGMENTED)
-    scores = pd.read_parquet(paths.SCORER / train_scorer.SCORES).set_index("id")["outlier_score"]
+    scores = pd.read_parquet(paths.SCORES).set_index("id")["outlier_score"]
     assert np.allclose(manifest["outlier_score"], manifest["id"].map(scores))
-    card = (paths.AUGMENTED / assemble.CARD).read_text()
+    card = (paths.AUGMENTED / paths.CARD).read_text()
     top_train = scores[manifest.loc[manifest["split"] == "train", "id"]].sort_values(ascending=False)
     assert f"| train | 1 | `{top_train.index[0]}` |" in card and "| train | 4 |" not in card
     assert "None was dropped" in card
-    assert (paths.AUGMENTED / assemble.OUTLIERS).exists()
+    assert (paths.AUGMENTED / paths.OUTLIERS).exists()
 
 
 def test_drop_real_outliers_removes_the_highest_train_scores(scored):
     params, _ = scored
-    scores = pd.read_parquet(paths.SCORER / train_scorer.SCORES)
+    scores = pd.read_parquet(paths.SCORES)
     worst = scores[scores["split"] == "train"].nlargest(2, "outlier_score")["id"].tolist()
     params = params.model_copy(update={"assemble": params.assemble.model_copy(update={"drop_real_outliers": 2})})
     summary = assemble.run(params, synthetic=None)
     assert summary["train_images"]["real"] == 52
     kept = read_manifest(paths.AUGMENTED)["id"]
     assert not kept.isin(worst).any()
-    card = (paths.AUGMENTED / assemble.CARD).read_text()
+    card = (paths.AUGMENTED / paths.CARD).read_text()
     assert "**2 real train image(s) with the highest scores were dropped**" in card
 
 
 def test_dropping_needs_the_scores(scored):
     params, _ = scored
-    (paths.SCORER / train_scorer.SCORES).unlink()
+    (paths.SCORES).unlink()
     summary = assemble.run(params, synthetic=None)  # without scores: the card says so, nothing dropped
     assert summary["train_images"]["real"] == 54
-    assert "No outlier scores" in (paths.AUGMENTED / assemble.CARD).read_text()
+    assert "No outlier scores" in (paths.AUGMENTED / paths.CARD).read_text()
     params = params.model_copy(update={"assemble": params.assemble.model_copy(update={"drop_real_outliers": 1})})
     with pytest.raises(DataError, match="run the train_scorer stage first"):
         assemble.run(params, synthetic=None)

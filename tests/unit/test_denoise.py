@@ -136,7 +136,7 @@ def test_denoise_at_strength_0_leaves_the_bytes_and_adds_provenance(stages):
     assert summary["mean_abs_change"] == 0 and summary["outlier_score"]["before"] == summary["outlier_score"]["after"]
     info = json.loads((paths.DENOISED / "info.json").read_text())
     assert info["checkpoint"] == "abc" and info["denoise_strength"] == 0
-    assert (paths.DENOISED / denoise.GRID).exists()
+    assert (paths.DENOISED / paths.DENOISE_GRID).exists()
 
 
 def test_denoise_applies_the_denoiser_shard_by_shard(stages):

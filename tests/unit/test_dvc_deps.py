@@ -73,3 +73,21 @@ def test_the_import_walk_finds_indirect_imports():
     assert Path("components/training/gan.py") in used          # direct
     assert Path("components/training/rundir.py") in used       # through training/fit.py
     assert Path("components/pixels.py") in used                # through training/fit.py
+
+
+def test_every_stage_writes_where_paths_py_says():
+    """dvc.yaml's outs are the folders components/paths.py names (the stages write through those names), one
+    stage each, and each stage's metrics file is paths.metrics_file(stage)."""
+    from components import paths
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    named = {value for value in vars(paths).values() if isinstance(value, Path)}
+    outs = {}
+    for name, stage in stages.items():
+        for out in stage.get("outs", []):
+            outs[Path(next(iter(out)) if isinstance(out, dict) else out)] = name
+        metrics = [Path(next(iter(m)) if isinstance(m, dict) else m) for m in stage.get("metrics", [])]
+        assert metrics == [paths.metrics_file(name)], name
+    assert set(outs) <= named, f"dvc.yaml outs that components/paths.py does not name: {set(outs) - named}"
+    data = {p for p in named if p.parts[0] == "data" and len(p.parts) > 1} - {paths.EVALUATION_RUNS}
+    stray = {p for p in data if not covered(p, [str(out) for out in outs])}
+    assert not stray, f"paths of components/paths.py that no stage outputs: {stray}"

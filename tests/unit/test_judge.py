@@ -26,15 +26,15 @@ def test_train_judge_saves_a_model_that_loads_and_scores(tmp_path, monkeypatch):
     metrics = json.loads(paths.metrics_file("train_judge").read_text())
     assert 0 <= metrics["val"]["accuracy"] <= 1 and "final" in metrics
 
-    judge, saved = classifier.load(paths.JUDGE / train_judge.JUDGE, CPU)
+    judge, saved = classifier.load(paths.JUDGE / paths.JUDGE_FILE, CPU)
     assert saved["class_names"] == ["T-shirt/top", "Pullover", "Coat"] and saved["size"] == 28
     images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
     assert classifier.embed(judge, images, 2, CPU).shape == (5, judge.num_features)
 
     # Same params, a second run: it resumes the finished run and writes the same weights.
-    before = (paths.JUDGE / train_judge.JUDGE).read_bytes()
+    before = (paths.JUDGE / paths.JUDGE_FILE).read_bytes()
     train_judge.run(params)
-    assert (paths.JUDGE / train_judge.JUDGE).read_bytes() == before
+    assert (paths.JUDGE / paths.JUDGE_FILE).read_bytes() == before
 
 
 def test_load_refuses_other_models(tmp_path):

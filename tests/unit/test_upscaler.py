@@ -19,8 +19,9 @@ from components.errors import DataError, ParamsError
 from components.metrics.fidelity import fidelity, psnr, ssim
 from components.models import upscaler
 from components.stages import prepare, train_upscaler, upscale
-from components.training.fit import fit
 from components.pixels import resize
+from components.training import upscaler as training
+from components.training.fit import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
@@ -81,13 +82,13 @@ def test_build_is_seeded_export_and_load_give_the_same_net(tmp_path):
 def test_sr_beats_bicubic_on_a_tiny_set_after_short_training(tmp_path):
     train, val = rectangles(64, 16, seed=0), rectangles(32, 16, seed=1)
     clean = DegradeParams(blur=Blur(p=0), gaussian=GaussianNoise(p=0), jpeg=Jpeg(p=0), interpolations=["area"])
-    pairs = train_upscaler.TrainingPairs(train, clean, 2, seed=0, device=CPU)
+    pairs = training.TrainingPairs(train, clean, 2, seed=0, device=CPU)
     params = FitParams(steps=150, batch_size=16, lr=3e-3, checkpoint_every=150, log_every=50)
     model, _ = fit(upscaler.build(2, 1, width=16, blocks=2, seed=0),
-                   lambda m, rng, step: train_upscaler.batch_metrics(m, pairs, rng, step, 16),
-                   train_upscaler.METRICS, params, seed=0, device=CPU, run_dir=tmp_path, fingerprint={},
+                   lambda m, rng, step: training.batch_metrics(m, pairs, rng, step, 16),
+                   training.METRICS, params, seed=0, device=CPU, run_dir=tmp_path, fingerprint={},
                    finals=(), name="test")
-    low = train_upscaler.degrade(val, clean, 2, seed=0)
+    low = training.degrade(val, clean, 2, seed=0)
     sr, bicubic = upscaler.apply(model, low, 8, CPU), upscaler.bicubic(low, 2)
     assert psnr(sr, val) > psnr(bicubic, val) + 1.0
     assert ssim(sr, val) > ssim(bicubic, val)
