@@ -48,6 +48,7 @@ from components.metrics.distances import frechet_distance, precision_recall, rea
 from components.data.transforms import degrade  # noqa: E402
 from components.models import classifier, upscaler  # noqa: E402
 from components.stages import generate, prepare, train_generator, train_upscaler, upscale  # noqa: E402
+from components.training.upscaler import AREA_ONLY  # noqa: E402
 from components.training.classify import train_classifier  # noqa: E402
 
 PATHS = {
@@ -126,8 +127,8 @@ def round_trip(judge, test, test_labels, real_features, root: Path, device) -> d
     """Where the cascade loses quality: real test images area-downscaled by 2 and brought back by bicubic and
     by the SR net (judge accuracy; Fréchet distance of half of them to the other half, untouched), and the
     cascade's 14x14 samples brought to 28 by bicubic instead of the SR net."""
-    model, _ = upscaler.load(root / paths.UPSCALER / train_upscaler.FINAL, device)
-    low = degrade(test, train_upscaler.AREA_ONLY, 2, seed=0)
+    model, _ = upscaler.load(root / paths.UPSCALER / paths.UPSCALER_FILE, device)
+    low = degrade(test, AREA_ONLY, 2, seed=0)
     half = len(test) // 2
     out = {}
     for name, back in (("bicubic", upscaler.bicubic(low, 2)), ("sr", upscaler.apply(model, low, 512, device))):
