@@ -21,7 +21,6 @@ CAS) and plots/evaluate/ (arms.csv, runs.csv, classes.csv, shares.csv, samples.p
 downstream runs live in data/evaluation/runs, outside DVC: a killed evaluate resumes the runs it had finished.
 """
 
-import csv
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -34,23 +33,20 @@ import torch
 from components import paths
 from components.config import Params
 from components.config.quality import SYNTHETIC_ARMS, EvaluateParams
-from components.data.atomic import atomic_dir, write_json, write_text
+from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import DatasetInfo, read_manifest
 from components.data.sampling import synthetic_per_batch
 from components.data.shards import gather_images
 from components.device import describe, resolve_device
 from components.errors import DataError
-from components.plots import save_grid
 from components.metrics.classification import scores
 from components.metrics.distances import frechet_distance, kernel_inception_distance, precision_recall, real_floor
+from components.metrics.report import METRICS, SPLITS, rounded, write_report
 from components.models import classifier
 from components.training.classify import Balance, SyntheticPart, balancing_weights, load_judge, train_classifier
 
 log = logging.getLogger("genaug")
 
-METRICS = ("accuracy", "balanced_accuracy")
-SPLITS = ("test", "val")
-DIGITS = 5
 MIN_SET = 4   # samples a set needs for the distances (and 2 per half for the real-vs-real floor)
 SOFT_LABELS = "judge_probs"  # the manifest column of the judge's class probabilities (filter writes it)
 
@@ -140,7 +136,9 @@ def run(params: Params) -> dict:
         report["generative"] = generative(p, info, sets, ctx)
     write_json(paths.metrics_file("evaluate"), report)
     with atomic_dir(paths.EVALUATE_PLOTS) as out:
-        write_plots(out, report, runs, info, sets, p.grid_columns)
+        real, synthetic = sets.real, sets.synthetic
+        write_report(out, report, runs, info, (real.images, real.labels), (synthetic.images, synthetic.labels),
+                     p.grid_columns)
     log.info("evaluate: done in %.1f s", time.perf_counter() - started)
     return report
 
@@ -384,120 +382,3 @@ def cas(ctx: Context) -> dict:
                                 augment=ctx.params.classic, label_smoothing=p.fit.label_smoothing)
     result = split_scores(model, ctx.sets.test, ctx)
     return {metric: rounded(result[metric]) for metric in METRICS}
-
-
-def rounded(value: float) -> float:
-    return round(float(value), DIGITS)
-
-
-def write_plots(out: Path, report: dict, runs: dict[str, list[dict]], info: DatasetInfo, sets: Sets,
-                columns: int) -> None:
-    arms = report["arms"]
-    write_csv(out / "arms.csv", [{"arm": arm, "synthetic": int(arm in SYNTHETIC_ARMS), **spread_columns(arms[arm])}
-                                 for arm in arms])
-    if "shares" in report:
-        write_csv(out / "shares.csv", [{"share": row["share"], "synthetic_per_batch": row["synthetic_per_batch"],
-                                        **spread_columns(row)} for row in report["shares"]])
-    write_csv(out / "runs.csv", [{"arm": arm, "run": i, **{f"{m}{'' if split == 'test' else '_val'}":
-                                                           "" if r[split] is None else rounded(r[split][m])
-                                                           for split in SPLITS for m in METRICS}}
-                                 for arm, results in runs.items() for i, r in enumerate(results)])
-    per_class = report.get("generative", {}).get("per_class", {})
-    write_csv(out / "classes.csv", [
-        {"class_name": name, **{f"recall_{arm}": arms[arm]["recall"][name] for arm in arms},
-         **{k: per_class.get(name, {}).get(k, "") for k in ("fd", "fd_real_train", "precision", "recall")}}
-        for name in info.class_names])
-    if len(sets.synthetic):
-        save_grid(sample_grid(info, sets.real, sets.synthetic, columns), out / "samples.png")
-    write_text(out / "report.md", markdown(report, info))
-
-
-def spread_columns(entry: dict) -> dict:
-    """accuracy, accuracy_std, balanced_accuracy, balanced_accuracy_std of a summary entry (test split)."""
-    return {f"{m}{suffix}": entry[m][k] for m in METRICS for k, suffix in (("mean", ""), ("std", "_std"))}
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def sample_grid(info: DatasetInfo, real: Images, synthetic: Images, columns: int) -> np.ndarray:
-    """One row per class: its first `columns` real train images, then its first `columns` synthetic ones
-    (white tiles where a class has fewer)."""
-    tile = real.images.shape[1:]
-    rows = []
-    for label in range(len(info.class_names)):
-        row = [padded(s.of_class(label)[:columns], columns, tile) for s in (real, synthetic)]
-        rows.append(np.concatenate(row))
-    return np.stack(rows)
-
-
-def padded(images: np.ndarray, count: int, tile: tuple[int, ...]) -> np.ndarray:
-    return np.concatenate([images, np.full((count - len(images), *tile), 255, np.uint8)])
-
-
-def markdown(report: dict, info: DatasetInfo) -> str:
-    lines = ["# Evaluation", "", "## Downstream classifier on the real test split", "",
-             "| arm | accuracy | balanced accuracy | lift (balanced) | val balanced accuracy |",
-             "|---|---:|---:|---:|---:|"]
-    lifts = report["lift"]
-    for arm, entry in report["arms"].items():
-        gain = lifts.get(arm, {}).get("balanced_accuracy")
-        val = entry["val"]["balanced_accuracy"]["mean"] if entry["val"] else None
-        lines.append(f"| {arm} | {mean_pm_std(entry['accuracy'])} | {mean_pm_std(entry['balanced_accuracy'])} | "
-                     f"{'' if gain is None else f'{gain:+.4f}'} | {'' if val is None else f'{val:.4f}'} |")
-    if lifts:
-        base = lifts["baseline"]["balanced_accuracy"]
-        lines += ["", f"Lift: over the strongest non-synthetic arm, {base['arm']} ({base['mean']:.4f}); means ± "
-                      "standard deviation over the seeds. The val split (small) is for choosing settings; the test "
-                      "split only reports."]
-    r = report["recipe"]
-    fit, classic, synth = r["fit"], r["classic"], r["synthetic"]
-    lines += ["", "Recipe of every run: " + ", ".join([
-        f"{fit['steps']} steps of {fit['batch_size']} real images", f"{fit['optimizer']} lr {fit['lr']:g} "
-        f"({fit['schedule']}, warm-up {fit['warmup']:g}, weight decay {fit['weight_decay']:g})",
-        f"label smoothing {fit['label_smoothing']:g}",
-        f"classic augmentation (in torch on the batch): shift {classic['shift']} px, "
-        f"{'horizontal flip' if classic['hflip'] else 'no flip'}, erase {classic['erase']['size']:g} x side "
-        f"with p {classic['erase']['p']:g}"]) + f"; synthetic arms: + {synth['per_batch']} synthetic images a "
-        f"batch (share {synth['share']:g}), loss weight {synth['weight']:g}, {synth['labels']} labels"
-        + (f" (temperature {synth['temperature']:g})" if synth["labels"] == "judge" else "")
-        + (f", real only in the last {synth['real_only_final']:g} of the steps" if synth["real_only_final"] else "")
-        + "."]
-    if "shares" in report:
-        lines += share_lines(report["shares"])
-    gen = report.get("generative")
-    if gen:
-        lines += ["", "## Synthetic samples against real test images (judge features)", "",
-                  "| set | FD | FD real train | FD floor | KID | precision | recall |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for name, row in [("all", gen), *gen["per_class"].items()]:
-            if row:
-                lines.append(f"| {name} | {row['fd']:.4g} | {row['fd_real_train']:.4g} | {row['fd_floor']:.4g} | "
-                             f"{row['kid']['mean']:.4g} | {row.get('precision', '')} | {row.get('recall', '')} |")
-        if "cas" in gen:
-            lines += ["", f"CAS (the classic recipe trained on synthetic only, tested on real): accuracy "
-                          f"{gen['cas']['accuracy']:.4f}, balanced accuracy {gen['cas']['balanced_accuracy']:.4f}."]
-        lines += ["", "Samples: plots/evaluate/samples.png (per class, real then synthetic)."]
-    if report["notes"]:
-        lines += ["", "## Notes", ""] + [f"- {text}" for text in report["notes"]]
-    return "\n".join(lines) + "\n"
-
-
-def share_lines(rows: list[dict]) -> list[str]:
-    lines = ["", "## Synthetic share sweep", "",
-             "| share | synthetic a batch | accuracy | balanced accuracy | val balanced accuracy |",
-             "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {row['share']:g} | {row['synthetic_per_batch']} | {mean_pm_std(row['accuracy'])} | "
-              f"{mean_pm_std(row['balanced_accuracy'])} | "
-              f"{'' if row['val'] is None else format(row['val']['balanced_accuracy']['mean'], '.4f')} |"
-              for row in rows]
-    return lines + ["", f"The {rows[-1]['arm']} recipe over the same steps and real batches, each batch holding that "
-                        "share of synthetic images (share 0: its real-only twin); plot: plots/evaluate/shares.csv."]
-
-
-def mean_pm_std(entry: dict) -> str:
-    return f"{entry['mean']:.4f} ± {entry['std']:.4f}"

@@ -189,3 +189,12 @@ def test_gate_refuses_noise_and_accepts_heldout_real_images(prepared):
     # The judge's features tell them apart too.
     assert heldout["generative"]["fd"] < noise["generative"]["fd"]
     assert heldout["generative"]["precision"] > noise["generative"]["precision"]
+
+
+def test_sample_grid_puts_each_class_real_then_synthetic_and_pads_white():
+    from components.metrics.report import sample_grid
+    real = (np.stack([np.full((4, 4, 1), v, np.uint8) for v in (10, 11, 20)]), np.array([0, 0, 1]))
+    synthetic = (np.full((1, 4, 4, 1), 30, np.uint8), np.array([1]))
+    grid = sample_grid(2, real, synthetic, columns=2)
+    assert grid.shape == (2, 4, 4, 4, 1)
+    assert grid[:, :, 0, 0, 0].tolist() == [[10, 11, 255, 255], [20, 255, 30, 255]]
