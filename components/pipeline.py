@@ -39,14 +39,60 @@ def stage_order(cwd: Path) -> list[str]:
         return [stage.addressing for stage in steps]
 
 
+def stage_predecessors(cwd: Path) -> dict[str, set[str]]:
+    """Each dvc.yaml stage's direct predecessors: the stages that write a dep of it (the dep is one of their
+    outs, metrics or plots, or lies inside one). Stages with no path between them can run at once."""
+    import yaml
+
+    stages = yaml.safe_load((cwd / "dvc.yaml").read_text())["stages"]
+    written = {name: [Path(entry if isinstance(entry, str) else next(iter(entry)))
+                      for key in ("outs", "metrics", "plots") for entry in stage.get(key, [])]
+               for name, stage in stages.items()}
+    return {name: {other for other, outs in written.items() if other != name and any(
+                Path(dep) == out or out in Path(dep).parents for dep in stage.get("deps", []) for out in outs)}
+            for name, stage in stages.items()}
+
+
+def lock_stages(cwd: Path) -> list[str]:
+    """The stages dvc.lock records, in its order ([] without a dvc.lock)."""
+    from dvc.utils.serialize import load_yaml
+
+    path = cwd / "dvc.lock"
+    return list(load_yaml(path).get("stages", {})) if path.exists() else []
+
+
+def restore_lock_order(cwd: Path, before: list[str], order: list[str]) -> None:
+    """Rewrite dvc.lock with its stages in the order a one-at-a-time `dvc repro` leaves them: DVC keeps a
+    recorded stage where it is and appends a new one when it finishes, so after stages ran at once (finishing
+    in any order) the stages recorded `before` come first, then the new ones in `order`, dvc repro's order."""
+    from dvc.utils.serialize import modify_yaml
+
+    path = cwd / "dvc.lock"
+    if not path.exists():
+        return
+    with modify_yaml(path) as data:
+        stages = data.get("stages", {})
+        wanted = [s for s in before if s in stages] + [s for s in order if s in stages and s not in before]
+        wanted += [s for s in stages if s not in wanted]
+        if list(stages) != wanted:
+            entries = [(name, stages[name]) for name in wanted]
+            for name in list(stages):
+                del stages[name]
+            for name, entry in entries:
+                stages[name] = entry
+
+
 def is_up_to_date(cwd: Path, stage: str) -> bool:
-    """True when DVC finds the stage's deps, params and outs as dvc.lock records them."""
-    return not dvc_json(cwd, "status", stage)
+    """True when DVC finds the stage's deps, params and outs as dvc.lock records them (waiting for DVC's lock
+    while another stage's repro holds it)."""
+    return not dvc_json(cwd, "--wait-for-lock", "status", stage)
 
 
 def repro_stage(cwd: Path, stage: str, on_line: Callable[[str], None] = print) -> None:
-    """`dvc repro --single-item <stage>`, passing each output line to `on_line` as it comes."""
-    command = [sys.executable, "-m", "dvc", "repro", "--single-item", stage]
+    """`dvc repro --single-item <stage>`, passing each output line to `on_line` as it comes. DVC holds its lock
+    only for its bookkeeping, not while the stage's command runs: other stages' repros wait for it, then run
+    at the same time."""
+    command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
     process = subprocess.Popen(command, cwd=cwd, env=dvc_env(), text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     tail: list[str] = []

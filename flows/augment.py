@@ -1,15 +1,19 @@
 """The Prefect driver of the pipeline: each dvc.yaml stage is a task (skipped when DVC finds it up to
-date), then the dataset card and metrics become artifacts, then the dataset is versioned (unless the
-release gate refuses it: the flow then completes with the refusal as an artifact).
+date), submitted once the stages it depends on are done, so that independent stages (the trainers) run at
+once, at most `max_parallel` of them; then the dataset card and metrics become artifacts, then the dataset is
+versioned (unless the release gate refuses it: the flow then completes with the refusal as an artifact).
+dvc.lock ends as `dvc repro` writes it.
 
     python -m flows.augment                      # run once, locally
     prefect deploy && prefect deployment run augment/default   # on a work pool (see prefect.yaml)
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.futures import as_completed
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed
 
@@ -69,14 +73,49 @@ def version_dataset(cwd: Path, tag: str | None) -> dict:
 
 @flow(name="augment", log_prints=True)
 def augment(overrides: dict[str, Any] | None = None, make_version: bool = True,
-            tag: str | None = None, repo_dir: str = ".") -> dict | None:
-    """Run the pipeline; `overrides` maps dotted params keys to values, written into params.yaml."""
+            tag: str | None = None, repo_dir: str = ".", max_parallel: int | None = None) -> dict | None:
+    """Run the pipeline; `overrides` maps dotted params keys to values, written into params.yaml;
+    `max_parallel`: stages at once (default: the machine's CPU cores, at most 4)."""
     cwd = Path(repo_dir).resolve()
     pipeline.apply_overrides(cwd, overrides)
-    for stage in pipeline.stage_order(cwd):
-        run_stage.with_options(name=stage, task_run_name=stage)(cwd, stage)
+    order, before = pipeline.stage_order(cwd), pipeline.lock_stages(cwd)
+    try:
+        run_stages(cwd, order, pipeline.stage_predecessors(cwd), max_parallel or default_parallel())
+    finally:
+        pipeline.restore_lock_order(cwd, before, order)
     publish(cwd)
     return version_dataset(cwd, tag) if make_version else None
+
+
+def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], max_parallel: int,
+               stage_task=run_stage) -> None:
+    """Submit `stage_task` for each stage (in `order`) once its predecessors are done, keeping at most
+    `max_parallel` running; a failed stage stops new submissions, lets the running ones finish, and fails the
+    flow."""
+    pending, submitted, running, done = list(order), {}, {}, set()
+    while pending or running:
+        for stage in [s for s in pending if predecessors[s] <= done][:max_parallel - len(running)]:
+            pending.remove(stage)
+            task_run = stage_task.with_options(name=stage, task_run_name=stage)
+            # wait_for: already done, but it draws the DAG's edges in the Prefect UI
+            submitted[stage] = running[stage] = task_run.submit(
+                cwd, stage, wait_for=[submitted[p] for p in predecessors[stage] if p in submitted])
+        if not running:
+            raise RuntimeError(f"stages {pending} wait on stages that never run: {predecessors}")
+        finished = next(as_completed(list(running.values())))
+        stage = next(s for s, future in running.items() if future is finished)
+        del running[stage]
+        try:
+            finished.result()  # raises the stage's error
+        except Exception:
+            for future in running.values():
+                future.wait()
+            raise
+        done.add(stage)
+
+
+def default_parallel() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 if __name__ == "__main__":

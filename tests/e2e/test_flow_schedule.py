@@ -1,0 +1,68 @@
+"""The flow's stage scheduling (flows/augment.py: run_stages) on a real Prefect flow run (a temporary server):
+a stage starts only after the stages it depends on ended, independent stages overlap, never more than
+max_parallel at once, and a failed stage fails the flow after the running ones finish."""
+
+import threading
+import time
+
+import pytest
+from prefect import flow, task
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.augment import run_stages
+
+pytestmark = pytest.mark.e2e  # starts a Prefect server: with the end-to-end tests
+
+# a diamond with a wide middle: prepare -> (t1, t2, t3) -> last
+PREDECESSORS = {"prepare": set(), "t1": {"prepare"}, "t2": {"prepare"}, "t3": {"prepare"},
+                "last": {"t1", "t2", "t3"}}
+ORDER = ["prepare", "t1", "t2", "t3", "last"]
+spans: dict[str, tuple[float, float]] = {}
+lock = threading.Lock()
+
+
+@task
+def fake_stage(cwd, stage: str) -> None:
+    start = time.monotonic()
+    time.sleep(0.5)
+    if stage == cwd:  # cwd names the stage to fail
+        raise RuntimeError(f"stage {stage} failed")
+    with lock:
+        spans[stage] = (start, time.monotonic())
+
+
+@flow
+def schedule(max_parallel: int, failing: str = "") -> None:
+    run_stages(failing, ORDER, PREDECESSORS, max_parallel, stage_task=fake_stage)
+
+
+def most_at_once() -> int:
+    events = sorted([(s, 1) for s, _ in spans.values()] + [(e, -1) for _, e in spans.values()])
+    running = best = 0
+    for _, step in events:
+        running += step
+        best = max(best, running)
+    return best
+
+
+@pytest.fixture(scope="module")
+def server():
+    with prefect_test_harness():
+        yield
+
+
+def test_stages_wait_for_their_predecessors_and_overlap_up_to_max_parallel(server):
+    for max_parallel in (2, 1):
+        spans.clear()
+        schedule(max_parallel)
+        assert set(spans) == set(ORDER)
+        for stage, before in PREDECESSORS.items():
+            assert all(spans[p][1] <= spans[stage][0] for p in before), stage
+        assert most_at_once() == max_parallel
+
+
+def test_a_failed_stage_fails_the_flow_and_starts_nothing_after_it(server):
+    spans.clear()
+    with pytest.raises(RuntimeError, match="stage t1 failed"):
+        schedule(3, failing="t1")
+    assert "last" not in spans and {"t2", "t3"} <= set(spans)  # the running ones finished
