@@ -1,10 +1,11 @@
 """params.yaml, validated once into frozen typed objects; a bad key or value names itself."""
 
+import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from components.config.autoencoder import DenoiseParams, TrainDenoiserParams, TrainScorerParams
 from components.config.base import Section
@@ -21,7 +22,9 @@ UNION_TAGS = {cls.model_fields["kind"].annotation.__args__[0] for cls in get_arg
 
 class Params(Section):
     seed: int = Field(0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # auto: the first CUDA device if there is one, else the CPU; cuda:N: the Nth GPU (one Dask worker or
+    # process per GPU sets CUDA_VISIBLE_DEVICES and keeps cuda)
+    device: str = "auto"
     prepare: PrepareParams
     generator: GeneratorParams = GeneratorParams()
     train_generator: TrainGeneratorParams = TrainGeneratorParams()
@@ -37,6 +40,13 @@ class Params(Section):
     assemble: AssembleParams = AssembleParams()
     evaluate: EvaluateParams = EvaluateParams()
     version: VersionParams = VersionParams()
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", device):
+            raise ValueError("must be auto, cpu, cuda or cuda:N (N: the GPU's number, from 0)")
+        return device
 
     @model_validator(mode="after")
     def _no_mirrored_digits(self) -> "Params":

@@ -111,3 +111,43 @@ def test_code_defaults_equal_params_yaml():
         return [] if a == b or key in DEFAULTS_DIFFER else [f"{key}: params.yaml {a!r}, code {b!r}"]
 
     assert differences(shipped, defaults) == []
+
+
+@pytest.mark.parametrize("setting", ["auto", "cpu", "cuda", "cuda:0", "cuda:3"])
+def test_device_settings_that_validate(setting):
+    raw = base()
+    raw["device"] = setting
+    assert validate(raw).device == setting
+
+
+@pytest.mark.parametrize("setting", ["gpu", "cuda:", "cuda:x", "CPU", "mps"])
+def test_device_settings_that_do_not(setting):
+    raw = base()
+    raw["device"] = setting
+    message = error_of(raw)
+    assert "device" in message and setting in message
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without CUDA")
+@pytest.mark.parametrize("setting", ["cuda", "cuda:1"])
+def test_cuda_without_a_gpu_names_the_fix(setting):
+    from components.device import resolve_device
+    with pytest.raises(ParamsError, match=f"device: {setting}, but torch sees no CUDA device.*set device: auto or cpu"):
+        resolve_device(setting)
+    assert str(resolve_device("auto")) == "cpu"
+
+
+@pytest.mark.parametrize("classes, message", [
+    ([], "keeps fewer than 2 classes"), (["Bag"], "keeps fewer than 2 classes"),
+    (["Bag", "Coat", "Bag"], "names ['Bag'] more than once")])
+def test_prepare_classes_keep_two_or_more_each_once(classes, message):
+    raw = base()
+    raw["prepare"]["classes"] = classes
+    error = error_of(raw)
+    assert "prepare.classes" in error and message in error
+
+
+def test_a_rare_class_listed_twice_is_named():
+    raw = base()
+    raw["prepare"]["imbalance"] = {"classes": ["Bag", "Bag"]}
+    assert "prepare.imbalance.classes" in error_of(raw)
