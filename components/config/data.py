@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Section
 
@@ -11,6 +11,13 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+
+
+def each_once(classes: list[str] | None) -> list[str] | None:
+    repeated = sorted({c for c in classes or [] if classes.count(c) > 1})
+    if repeated:
+        raise ValueError(f"names {repeated} more than once; list each class once")
+    return classes
 
 
 class FashionMnistSource(Section):
@@ -46,6 +53,8 @@ class ManifestSource(Section):
     label_column: str = "label"
     classes: list[str] | None = None
 
+    _each_once = field_validator("classes")(each_once)
+
 
 class SklearnDigitsSource(Section):
     """scikit-learn's bundled 8x8 digits; `path` is its digits.csv.gz, so DVC can track it."""
@@ -66,6 +75,8 @@ class Imbalance(Section):
     classes: list[str] = []
     factor: float = Field(0.1, gt=0, le=1)
 
+    _each_once = field_validator("classes")(each_once)
+
 
 class PrepareParams(Section):
     source: Source
@@ -79,6 +90,14 @@ class PrepareParams(Section):
     test_fraction: float = Field(0.2, gt=0, lt=1)
     on_bad_file: Literal["skip", "fail"] = "skip"
     shard_size: int = Field(10_000, ge=1)
+
+    @field_validator("classes")
+    @classmethod
+    def _two_classes_each_once(cls, classes: list[str] | None) -> list[str] | None:
+        if classes is not None and len(classes) < 2:
+            raise ValueError("keeps fewer than 2 classes, but a classifier (the judge, evaluate's arms) tells at "
+                             "least 2 apart; list 2 or more, or null for every class of the source")
+        return each_once(classes)
 
     @model_validator(mode="after")
     def _one_budget(self) -> "PrepareParams":

@@ -54,6 +54,9 @@ def keep_classes(data: SourceData, classes: list[str] | None) -> SourceData:
 
 
 def check_no_empty_class(data: SourceData) -> None:
+    if len(data.class_names) < 2:
+        raise DataError(f"the source has {len(data.class_names)} class(es) {data.class_names}: a classifier (the judge, "
+                        "evaluate's arms) tells at least 2 classes apart; add a class to the source")
     counts = np.bincount(data.labels[~data.official_test], minlength=len(data.class_names))
     empty = [name for name, n in zip(data.class_names, counts) if n == 0]
     if empty:

@@ -94,6 +94,17 @@ def test_unknown_rare_class_and_empty_class_are_errors():
         prepare.check_no_empty_class(data)
 
 
+def test_a_single_class_source_stops_at_prepare(tmp_path, monkeypatch):
+    """One class (an ImageFolder tree with one folder): every arm would score 100% and the gate pass a tie."""
+    from tests.imagegen import write_class_folders
+    write_class_folders(tmp_path / "images", {"cats": 6})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"1 class\(es\) \['cats'\]: a classifier .* at least 2 classes apart"):
+        prepare.run(validate({"prepare": {"source": {"kind": "imagefolder", "path": str(tmp_path / "images")},
+                                          "size": 12}, "generator": {"size": 12}}))
+    assert not paths.PREPARED.exists()
+
+
 def test_run_writes_prepared_set_deterministically(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     p = params(per_class=30, val_fraction=0.2, test_fraction=0.2, shard_size=64)
