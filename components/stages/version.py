@@ -89,6 +89,11 @@ def gate_verdict(report: dict, gate: GateParams) -> tuple[bool, str]:
     if not synthetic or not baseline:
         missing = "synthetic" if not synthetic else "non-synthetic"
         return True, f"evaluate ran no {missing} arm ({sorted(arms)}), so there is no lift to check"
+    degenerate = degenerate_tie(list(means.values()), len(next(iter(arms.values())).get("recall", {})))
+    if degenerate:
+        return False, (f"every arm has {gate.metric} {next(iter(means.values())):.4f}, {degenerate}: the evaluation "
+                       "cannot tell whether the synthetic data helps (a task too easy or too hard, or too little "
+                       "training: evaluate.fit)")
     best_synth = max(synthetic, key=synthetic.get)
     best_base = max(baseline, key=baseline.get)
     gain = synthetic[best_synth] - baseline[best_base]
@@ -97,6 +102,17 @@ def gate_verdict(report: dict, gate: GateParams) -> tuple[bool, str]:
                f"seeds), the best non-synthetic arm {best_base} {baseline[best_base]:.4f}: lift {gain:+.4f}, "
                f"version.gate.min_lift {gate.min_lift:+.4f}")
     return gain >= gate.min_lift - 1e-9, verdict
+
+
+def degenerate_tie(means: list[float], classes: int) -> str | None:
+    """Why a tie of every arm proves nothing (all at ceiling, or all at chance: 1/classes), else None."""
+    if max(means) - min(means) > 1e-9:
+        return None
+    if means[0] >= 1 - 1e-9:
+        return "at the ceiling"
+    if classes and means[0] <= 1 / classes + 1e-9:
+        return f"at chance (1/{classes} classes)"
+    return None
 
 
 def read_lock(cwd: Path, rev: str | None = None) -> dict:

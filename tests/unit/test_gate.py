@@ -30,6 +30,17 @@ def test_verdict_compares_the_best_synthetic_arm_with_the_best_other_arm():
     assert not version.gate_verdict(report(real=0.80, real_synthetic=0.81), GateParams(min_lift=0.02))[0]
 
 
+def test_a_tie_at_the_ceiling_or_at_chance_is_refused_with_the_reason():
+    passed, why = version.gate_verdict(report(real=1.0, real_classic=1.0, real_synthetic=1.0), GateParams())
+    assert not passed and "at the ceiling" in why and "cannot tell" in why
+    chance = report(real=0.25, real_synthetic=0.25)
+    for entry in chance["arms"].values():
+        entry["recall"] = dict.fromkeys("abcd", 0.25)
+    passed, why = version.gate_verdict(chance, GateParams(min_lift=-0.5))
+    assert not passed and "at chance (1/4 classes)" in why
+    assert version.gate_verdict(report(real=0.9, real_synthetic=0.9), GateParams())[0]  # an ordinary tie passes
+
+
 def test_verdict_uses_the_metric_named_in_params():
     metrics = report(real=0.80, real_synthetic=0.81)
     metrics["arms"]["real"]["accuracy"]["mean"] = 0.9
