@@ -15,6 +15,11 @@ class DataError(GenaugError):
     """Input data is missing, corrupt, or inconsistent with the params."""
 
 
+class StorageError(GenaugError):
+    """An output cannot be written: the disk is full, the folder read-only or not ours. The previous output is
+    kept (outputs are written beside it and renamed over it only when complete)."""
+
+
 class VersionError(GenaugError):
     """The dataset cannot be versioned (workspace out of date, git or DVC refused)."""
 

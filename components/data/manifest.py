@@ -45,9 +45,12 @@ class DatasetInfo:
         path = Path(root) / INFO
         try:
             raw = json.loads(path.read_text())
+            return cls(class_names=list(raw["class_names"]), size=int(raw["size"]), channels=int(raw["channels"]))
         except FileNotFoundError:
             raise DataError(f"{path}: missing; re-run the stage that wrote {root}") from None
-        return cls(class_names=list(raw["class_names"]), size=int(raw["size"]), channels=int(raw["channels"]))
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not the fields this file holds
+            raise DataError(f"{path}: unreadable ({type(exc).__name__}: {exc}); re-run the stage that wrote {root} "
+                            "(dvc repro), or restore it (dvc checkout)") from None
 
     def write(self, root: Path, **extra) -> None:
         write_json(Path(root) / INFO, {"class_names": self.class_names, "size": self.size,
@@ -84,6 +87,9 @@ def read_manifest(root: Path) -> pd.DataFrame:
         df = pd.read_parquet(path)
     except FileNotFoundError:
         raise DataError(f"{path}: missing; re-run the stage that wrote {root}") from None
+    except (OSError, ValueError) as exc:  # pyarrow's errors for a file that is no Parquet, or a cut one
+        raise DataError(f"{path}: not a readable manifest ({type(exc).__name__}: {exc}); re-run the stage that "
+                        f"wrote {root} (dvc repro), or restore it (dvc checkout)") from None
     return check_manifest(df, str(path))
 
 

@@ -86,15 +86,21 @@ def load_shard(root: Path, shard: str, mmap: bool = False) -> np.ndarray:
         return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise DataError(f"{path}: shard named in the manifest is missing; re-run the stage that wrote {root}") from None
-    except ValueError as exc:
-        raise DataError(f"{path}: not a readable image shard ({exc}); re-run the stage that wrote {root}") from None
+    except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty file
+        raise DataError(f"{path}: not a readable image shard ({type(exc).__name__}: {exc or 'empty file'}); re-run the "
+                        f"stage that wrote {root} (dvc repro), or restore it (dvc checkout)") from None
 
 
 def iter_images(root: Path, manifest: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """Yield (rows, images) shard by shard, in the manifest's order within each shard."""
     for shard, rows in manifest.groupby("shard", sort=True):
         array = load_shard(root, shard)
-        yield rows, array[rows["offset"].to_numpy()]
+        offsets = rows["offset"].to_numpy()
+        if len(offsets) and (offsets.min() < 0 or offsets.max() >= len(array)):
+            raise DataError(f"{shard_path(root, shard)}: holds {len(array)} images, but the manifest names offsets "
+                            f"{offsets.min()} to {offsets.max()}: shard and manifest do not belong together; re-run "
+                            f"the stage that wrote {root} (dvc repro), or restore it (dvc checkout)")
+        yield rows, array[offsets]
 
 
 def gather_images(root: Path, manifest: pd.DataFrame) -> np.ndarray:

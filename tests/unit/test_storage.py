@@ -1,5 +1,7 @@
 """Shards (written, read, mapped), the manifest schema and atomic outputs."""
 
+import errno
+import json
 import os
 import stat
 
@@ -8,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from components.data.atomic import atomic_dir, write_json
-from components.data.manifest import read_manifest, read_split, write_manifest
+from components.data.atomic import atomic_dir, atomic_file, write_json
+from components.data.manifest import DatasetInfo, read_manifest, read_split, write_manifest
 from components.data.shards import ShardWriter, gather_images, load_shard, map_shards
-from components.errors import DataError
+from components.errors import DataError, StorageError
 
 
 def images(n: int, start: int = 0) -> np.ndarray:
@@ -69,6 +71,32 @@ def test_missing_shard_is_a_clear_error(tmp_path):
         gather_images(tmp_path, df)
 
 
+def written_set(root):
+    with ShardWriter(root, prefix="train", shard_size=8) as writer:
+        shards, offsets = writer.write(images(5))
+    write_manifest(root, manifest_for(shards, offsets, [0, 1, 0, 1, 1]))
+    DatasetInfo(["a", "b"], 4, 1).write(root)
+    return root / shards[0]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda shard: shard.write_bytes(b""), r"train-00000.npy: not a readable image shard \(EOFError"),
+    (lambda shard: shard.write_bytes(b"not numpy"), r"train-00000.npy: not a readable image shard"),
+    (lambda shard: np.save(shard, images(3)), r"train-00000.npy: holds 3 images, but the manifest names offsets 0 to 4"),
+    (lambda shard: (shard.parent.parent / "manifest.parquet").write_bytes(b"PAR1 cut"), r"manifest.parquet: not a readable manifest"),
+    (lambda shard: (shard.parent.parent / "info.json").write_text("{"), r"info.json: unreadable \(JSONDecodeError"),
+    (lambda shard: (shard.parent.parent / "info.json").write_text("{}"), r"info.json: unreadable \(KeyError"),
+])
+def test_a_damaged_set_is_named_with_the_fix(tmp_path, damage, message):
+    """A zero-byte or foreign shard, a shard shorter than its manifest says, a corrupt manifest or info.json:
+    a DataError naming the file and the fix (re-run or dvc checkout), never EOFError/IndexError/ArrowInvalid."""
+    damage(written_set(tmp_path))
+    with pytest.raises(DataError, match=message) as error:
+        DatasetInfo.read(tmp_path)
+        read_split(tmp_path, "train")
+    assert "dvc checkout" in str(error.value)
+
+
 def test_atomic_dir_keeps_the_old_output_when_the_block_fails(tmp_path):
     final = tmp_path / "out"
     with atomic_dir(final) as tmp:
@@ -79,6 +107,46 @@ def test_atomic_dir_keeps_the_old_output_when_the_block_fails(tmp_path):
             raise RuntimeError("killed")
     assert (final / "a.txt").read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_file_keeps_the_old_file_when_the_block_fails(tmp_path):
+    write_json(tmp_path / "m.json", {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_file(tmp_path / "m.json") as tmp:
+            tmp.write_text('{"a": ')  # half written
+            raise RuntimeError("killed")
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+@pytest.mark.parametrize("code, why", [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the file system is read-only")])
+def test_a_full_or_read_only_disk_is_a_storage_error_and_keeps_the_old_output(tmp_path, code, why):
+    """ENOSPC/EROFS injected where a stage writes its output (no tmpfs to fill here)."""
+    final = tmp_path / "out"
+    with atomic_dir(final) as tmp:
+        (tmp / "a.txt").write_text("first")
+    with pytest.raises(StorageError, match=f"out: cannot write the output, {why}.*previous out, if any, is kept"):
+        with atomic_dir(final) as tmp:
+            raise OSError(code, os.strerror(code), str(tmp / "a.txt"))
+    with pytest.raises(StorageError, match=why):
+        with atomic_file(tmp_path / "m.json"):
+            raise OSError(code, os.strerror(code))
+    assert (final / "a.txt").read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_no_permission_for_the_output_folder_is_a_storage_error(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path))
+    monkeypatch.setattr("tempfile.mkdtemp", refuse)
+    with pytest.raises(StorageError, match="no permission to write there"):
+        with atomic_dir(tmp_path / "out"):
+            pass
+
+
+def test_a_permission_error_reading_an_input_is_not_blamed_on_the_output(tmp_path):
+    with pytest.raises(PermissionError):
+        with atomic_dir(tmp_path / "out"):
+            raise PermissionError(errno.EACCES, "Permission denied", "/some/input.png")
 
 
 def test_write_json_replaces_atomically(tmp_path):
