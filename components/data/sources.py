@@ -73,7 +73,7 @@ def require_dir(path: Path, holding: str) -> Path:
     return path
 
 
-def bad_file(params: PrepareParams, report: LoadReport, path: Path, name: str, reason: str) -> None:
+def bad_file(params: PrepareParams, report: LoadReport, path: Path | str, name: str, reason: str) -> None:
     """Apply prepare.on_bad_file to one bad file: record and warn, or stop."""
     if params.on_bad_file == "fail":
         raise DataError(f"{path}: {reason}; fix or remove the file, or set prepare.on_bad_file: skip "
@@ -233,6 +233,10 @@ def load_imagefolder(source: ImageFolderSource, params: PrepareParams) -> Source
     root = require_dir(source.path, "one sub-folder of images per class")
     extensions = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in source.extensions}
     class_names = [d.name for d in sorted(root.iterdir()) if d.is_dir() and not hidden(d.name)]
+    for name in class_names:
+        if not utf8(name):
+            raise DataError(f"{printable(root / name)}: a class folder whose name is not valid UTF-8; rename it "
+                            "(the name becomes the class name in the manifest)")
     if not class_names:
         raise DataError(f"{PATH_KEY}: {root} has no class folders; an imagefolder source is "
                         f"<path>/<class>/<image> with one sub-folder per class")
@@ -244,7 +248,8 @@ def load_imagefolder(source: ImageFolderSource, params: PrepareParams) -> Source
     for label, class_name in enumerate(class_names):
         names, others = class_files(root, class_name, extensions)
         for name in others:
-            bad_file(params, report, root / name, name, "not an image extension")
+            bad_file(params, report, printable(root / name), printable(name),
+                     "not an image extension" if utf8(name) else "a file name that is not valid UTF-8 (rename it)")
         if not names and class_name in wanted:
             raise DataError(empty_class_message(root / class_name, extensions, others))
         files += names
@@ -262,14 +267,30 @@ def hidden(name: str) -> bool:
 
 def class_files(root: Path, class_name: str, extensions: set[str]) -> tuple[list[str], list[str]]:
     """The files under one class folder (recursively, sorted, hidden ones left out), relative to root:
-    those with an image extension, and the others."""
+    those with an image extension (and a UTF-8 name), and the others."""
     images, others = [], []
     for folder, dirs, names in os.walk(root / class_name):
         dirs[:] = sorted(d for d in dirs if not hidden(d))
         for name in sorted(n for n in names if not hidden(n)):
             relative = (Path(folder) / name).relative_to(root).as_posix()
-            (images if Path(name).suffix.lower() in extensions else others).append(relative)
+            image = Path(name).suffix.lower() in extensions and utf8(relative)
+            (images if image else others).append(relative)
     return images, others
+
+
+def utf8(name: str) -> bool:
+    """False for a file name with bytes that are no UTF-8 (Python keeps them as surrogates): it could not go
+    into the manifest, info.json or a log line."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def printable(path: Path | str) -> str:
+    """The name with its undecodable bytes shown as U+FFFD, safe to print and to store."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def empty_class_message(folder: Path, extensions: set[str], others: list[str]) -> str:

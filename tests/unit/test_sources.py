@@ -1,5 +1,6 @@
 """The prepare stage's sources: Fashion-MNIST, IDX, image folders, manifests, sklearn digits, and bad input."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -366,3 +367,27 @@ def test_sklearn_digits_wrong_file(tmp_path):
     wrong.write_text("1,2,3\n4,5,6\n")
     with pytest.raises(DataError, match="is not scikit-learn's digits.csv.gz"):
         load_source(params({"kind": "sklearn-digits", "path": str(wrong)}))
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_set_still_written(tmp_path, monkeypatch):
+    """Linux allows any bytes in a name; the manifest (Parquet), info.json and the log need UTF-8."""
+    import os
+    import shutil
+
+    from components.config import validate
+    from components.data.manifest import read_manifest
+    from components.stages import prepare
+    images = tmp_path / "images"
+    write_class_folders(images, {"a": 3, "b": 3})
+    shutil.copyfile(images / "a" / "a-0.png", os.path.join(os.fsencode(images / "a"), b"caf\xe9.png"))
+    monkeypatch.chdir(tmp_path)
+    p = validate({"prepare": {"source": {"kind": "imagefolder", "path": str(images)}, "size": 12, "test_fraction": 0.3},
+                  "generator": {"size": 12}})
+    prepare.run(p)
+    assert len(read_manifest("data/prepared")) == 6
+    assert ["a/caf\ufffd.png", "a file name that is not valid UTF-8 (rename it)"] in \
+        json.loads(Path("data/prepared/info.json").read_text())["skipped"]
+
+    os.mkdir(os.path.join(os.fsencode(images), b"\xff"))
+    with pytest.raises(DataError, match="a class folder whose name is not valid UTF-8; rename it"):
+        load_source(p.prepare)
