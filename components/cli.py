@@ -1,7 +1,8 @@
 """Command line: `python -m components <stage>` runs one pipeline stage; plus `version` and `export`.
 
 STAGES is the one table from a dvc.yaml stage name to the function that runs it; a test keeps the two
-in step. Errors meant for the user (GenaugError) print as one clear message, without a traceback.
+in step. Errors meant for the user (GenaugError) print as one clear message, without a traceback. A stage
+and `version` hold the workspace lock (components/workspace.py) while they run.
 """
 
 import argparse
@@ -16,6 +17,7 @@ from components.errors import GateRefused, GenaugError
 from components.stages import (assemble, denoise, evaluate, generate, prepare, train_denoiser, train_generator,
                                train_judge, train_scorer, train_upscaler, upscale, version)
 from components.stages import filter as filter_samples
+from components.workspace import hold
 
 STAGES: dict[str, Callable[[Params], dict]] = {
     "prepare": prepare.run,
@@ -37,7 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        args.handler(args)
+        if args.command == "export":  # reads a version: no need to hold the workspace
+            args.handler(args)
+        else:
+            with hold(Path("."), f"genaug {args.command}"):
+                args.handler(args)
     except GenaugError as exc:
         kind = "" if isinstance(exc, GateRefused) else "error: "  # a verdict, not a fault
         print(f"genaug {args.command}: {kind}{exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from components import paths, pipeline
 from components.config import load_params
 from components.errors import GateRefused
 from components.stages import version
+from components.workspace import hold
 
 
 @task(retries=1, retry_delay_seconds=5)
@@ -77,14 +78,15 @@ def augment(overrides: dict[str, Any] | None = None, make_version: bool = True,
     """Run the pipeline; `overrides` maps dotted params keys to values, written into params.yaml;
     `max_parallel`: stages at once (default: the machine's CPU cores, at most 4)."""
     cwd = Path(repo_dir).resolve()
-    pipeline.apply_overrides(cwd, overrides)
-    order, before = pipeline.stage_order(cwd), pipeline.lock_stages(cwd)
-    try:
-        run_stages(cwd, order, pipeline.stage_predecessors(cwd), max_parallel or default_parallel())
-    finally:
-        pipeline.restore_lock_order(cwd, before, order)
-    publish(cwd)
-    return version_dataset(cwd, tag) if make_version else None
+    with hold(cwd, "the Prefect flow augment"):  # the stages it starts inherit the lock
+        pipeline.apply_overrides(cwd, overrides)
+        order, before = pipeline.stage_order(cwd), pipeline.lock_stages(cwd)
+        try:
+            run_stages(cwd, order, pipeline.stage_predecessors(cwd), max_parallel or default_parallel())
+        finally:
+            pipeline.restore_lock_order(cwd, before, order)
+        publish(cwd)
+        return version_dataset(cwd, tag) if make_version else None
 
 
 def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], max_parallel: int,
