@@ -117,7 +117,15 @@ def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], m
 
 
 def default_parallel() -> int:
-    return max(1, min(os.cpu_count() or 1, 4))
+    """Stages at once by default: on a CPU-only machine, as many as its cores hold at torch's threads per stage
+    (1 where torch takes every core, as it does by default); with CUDA, up to 4 (the GPU does the work).
+    Fewer threads per stage would run more at once, but torch's CPU results change with the thread count, so
+    the outputs (and dvc.lock) would no longer be those of `dvc repro`."""
+    import torch
+
+    if torch.cuda.is_available():
+        return max(1, min(os.cpu_count() or 1, 4))
+    return max(1, (os.cpu_count() or 1) // torch.get_num_threads())
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ The project is reproduced once; each test that starts from it gets its own copy,
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,24 +18,6 @@ import torch
 from tests.project import dvc, env, make_project, run, set_params
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def reproduced(tmp_path_factory):
-    """The project after its first `dvc repro` and that run's output; only ever copied, never changed."""
-    base = tmp_path_factory.mktemp("e2e")
-    root = make_project(base / "project", remote=base / "remote")
-    return root, dvc(root, "repro")
-
-
-@pytest.fixture
-def project(reproduced, tmp_path):
-    """A fresh copy of the reproduced project for one test. Git and DVC keep relative paths inside it (the
-    DVC cache is its .dvc/cache), so the copy works where it lies; its remote is the base's, outside it."""
-    root, first = reproduced
-    copy = tmp_path / "project"
-    shutil.copytree(root, copy, symlinks=True)
-    return copy, first
 
 
 def test_repro_writes_the_augmented_set(project):
@@ -149,7 +130,8 @@ def test_param_change_reruns_only_dependent_stages(project):
 def test_prefect_flow_skips_current_stages_and_writes_the_same_lock(project, tmp_path):
     root, _ = project
     other = make_project(tmp_path / "other", remote=tmp_path / "remote")
-    flow = [sys.executable, "-c", "from flows.augment import augment; augment(make_version=False)"]
+    # two stages at once (the CPU default is one): the lock must still be dvc repro's
+    flow = [sys.executable, "-c", "from flows.augment import augment; augment(make_version=False, max_parallel=2)"]
     prefect_home = {"PREFECT_HOME": str(tmp_path / "prefect-home")}  # its own ephemeral server and database
     run(other, *flow, timeout=900, extra_env=prefect_home)
     assert (other / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
