@@ -96,7 +96,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
 
     fingerprint = {
         "model": "classifier", "arch": model_params.model_dump(mode="json"), "classes": num_classes,
-        "data": digest(images, labels), "balance": balance, "label_smoothing": label_smoothing,
+        "data": real.digest, "balance": balance, "label_smoothing": label_smoothing,
         "augment": None if augment is None else augment.model_dump(mode="json"),
         "synthetic": None if synthetic is None else synthetic.fingerprint(),
     }
