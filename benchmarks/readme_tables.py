@@ -16,7 +16,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks/results"
 ORDER = ["real", "real_weighted", "real_oversampled", "real_classic", "real_weighted_classic",
-         "real_oversampled_classic", "real_synthetic", "real_synthetic_classic"]  # evaluate's arms, as params list them
+         "real_oversampled_classic", "real_synthetic", "real_synthetic_classic", "real_weighted_synthetic",
+         "real_weighted_synthetic_classic"]  # evaluate's arms, as params list them
 SEEDS = [s for s in (0, 1, 2) if (RESULTS / f"protocol-100-seed{s}.json").exists()]  # the pipeline seeds measured
 
 

@@ -18,11 +18,14 @@ from components.config.training import FitParams
 
 # The arms evaluate compares. weighted: class-weighted cross-entropy; oversampled: every class drawn as often
 # (rare images repeated); *_classic: the classic augmentation on every batch; synthetic: each batch gets
-# evaluate.synthetic_share of synthetic images on top of its real ones.
+# evaluate.synthetic_share of synthetic images on top of its real ones (weighted_synthetic: class weights over
+# the real and synthetic images together).
 Arm = Literal["real", "real_weighted", "real_oversampled", "real_classic", "real_weighted_classic",
-              "real_oversampled_classic", "real_synthetic", "real_synthetic_classic"]
+              "real_oversampled_classic", "real_synthetic", "real_synthetic_classic", "real_weighted_synthetic",
+              "real_weighted_synthetic_classic"]
 ARMS: tuple[str, ...] = Arm.__args__
-SYNTHETIC_ARMS = frozenset({"real_synthetic", "real_synthetic_classic"})
+SYNTHETIC_ARMS = frozenset({"real_synthetic", "real_synthetic_classic", "real_weighted_synthetic",
+                            "real_weighted_synthetic_classic"})
 DEFAULT_ARMS = ["real", "real_classic", "real_weighted_classic", "real_oversampled_classic", "real_synthetic_classic"]
 
 

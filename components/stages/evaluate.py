@@ -11,7 +11,8 @@ real batches (components/data/sampling.py): an arm changes only what it adds to 
 - real_synthetic(_classic): each batch also holds synthetic images, evaluate.synthetic_share of it, with
   loss weight synthetic_weight, against their labels or the judge's soft labels (synthetic_labels), and
   none in the last real_only_final share of the steps. Real images are seen exactly as often as in the
-  real arm: equal real exposure.
+  real arm: equal real exposure. real_weighted_synthetic(_classic): the same with class weights over the
+  whole batch, real and synthetic (classify.mixture_weights), for rare classes.
 With evaluate.shares set, also a share sweep: the synthetic arm at each share (0: its real-only twin).
 
 Writes metrics/evaluate.json (the recipe; per arm: accuracy and balanced accuracy on test and val, mean and
@@ -43,7 +44,8 @@ from components.metrics.classification import scores
 from components.metrics.distances import frechet_distance, kernel_inception_distance, precision_recall, real_floor
 from components.metrics.report import METRICS, SPLITS, rounded, write_report
 from components.models import classifier
-from components.training.classify import Balance, SyntheticPart, balancing_weights, load_judge, train_classifier
+from components.training.classify import (Balance, SyntheticPart, balancing_weights, load_judge, mixture_weights,
+                                          train_classifier)
 
 log = logging.getLogger("genaug")
 
@@ -69,6 +71,8 @@ RECIPES = {
     "real_oversampled_classic": Recipe(synthetic=False, balance="oversampled", classic=True),
     "real_synthetic": Recipe(synthetic=True, balance="none", classic=False),
     "real_synthetic_classic": Recipe(synthetic=True, balance="none", classic=True),
+    "real_weighted_synthetic": Recipe(synthetic=True, balance="weighted", classic=False),
+    "real_weighted_synthetic_classic": Recipe(synthetic=True, balance="weighted", classic=True),
 }
 NAMES = {recipe: arm for arm, recipe in RECIPES.items()}
 
@@ -205,15 +209,17 @@ def recipe_text(params: Params, synthetic: bool = True) -> str:
 def train_arms(ctx: Context, arms: list[str], notes: list[str]) -> dict[str, list[dict]]:
     """Scores of each arm's runs on the test and val splits, one per seed. Arms whose recipe comes to the same
     training (weighting or oversampling balanced classes) share their runs."""
-    balanced = balancing_weights(ctx.sets.real.labels, ctx.num_classes) is None
+    real, synthetic, p = ctx.sets.real.labels, ctx.sets.synthetic.labels, ctx.p
+    balanced = balancing_weights(real, ctx.num_classes) is None
+    mixture_balanced = mixture_weights(real, synthetic, p.synthetic_weight, ctx.num_classes) is None
     done: dict[tuple[Recipe, int], dict] = {}
     runs: dict[str, list[dict]] = {}
     for arm in arms:
         recipe = RECIPES[arm]
-        if recipe.balance != "none" and balanced:
+        if recipe.balance != "none" and (mixture_balanced if recipe.synthetic else balanced):
             recipe = replace(recipe, balance="none")
-            notes.append(f"{arm}: the real classes are balanced, so {RECIPES[arm].balance} changes nothing: "
-                         f"the runs of arm {NAMES[recipe]}")
+            notes.append(f"{arm}: the {'batches' if recipe.synthetic else 'real classes'} are balanced, so "
+                         f"{RECIPES[arm].balance} changes nothing: the runs of arm {NAMES[recipe]}")
         runs[arm] = [run_once(ctx, recipe, seed, NAMES[recipe], done) for seed in ctx.p.seeds]
         print(f"evaluate: {arm}: balanced accuracy {mean_of(runs[arm], 'test'):.4f} (test), "
               f"{mean_of(runs[arm], 'val'):.4f} (val) over {len(ctx.p.seeds)} seed(s)")
@@ -240,7 +246,7 @@ def synthetic_part(ctx: Context, share: float) -> SyntheticPart:
     p, synthetic = ctx.p, ctx.sets.synthetic
     return SyntheticPart(images=synthetic.images, targets=synthetic_targets(p, synthetic),
                          per_batch=synthetic_per_batch(p.fit.batch_size, share), weight=p.synthetic_weight,
-                         steps=round(p.fit.steps * (1 - p.real_only_final)))
+                         steps=round(p.fit.steps * (1 - p.real_only_final)), labels=synthetic.labels)
 
 
 def synthetic_targets(p: EvaluateParams, synthetic: Images) -> np.ndarray:

@@ -4,7 +4,8 @@ A run's batches come from a ShareSampler (components/data/sampling.py): the real
 with equal weight per class (oversampling), plus, for a run with synthetic images, a fixed number of those
 per batch. The loss is cross-entropy on the real part (label smoothing, optional class weights) plus
 `synthetic.weight` x cross-entropy on the synthetic part, against their labels or soft labels (a
-distribution per image, from the judge). The classic augmentation (shift, flip, erased square) runs in
+distribution per image, from the judge). Class weights with a synthetic part are computed over what a batch
+holds on average, real and synthetic together (mixture_weights), so every class weighs the same in the loss. The classic augmentation (shift, flip, erased square) runs in
 torch on the whole batch, on the device.
 """
 
@@ -36,13 +37,23 @@ Balance = Literal["none", "weighted", "oversampled"]
 @dataclass(frozen=True)
 class SyntheticPart:
     """The synthetic images of a downstream run and how they enter it: `per_batch` of them join each batch
-    for the first `steps` steps; `targets` are their labels (N,) or soft labels (N, classes)."""
+    for the first `steps` steps; `targets` are their labels (N,) or soft labels (N, classes); `labels` their
+    conditioning labels (class weighting counts them), the targets when None."""
 
     images: np.ndarray
     targets: np.ndarray
     per_batch: int
     weight: float
     steps: int
+    labels: np.ndarray | None = None
+
+    @property
+    def classes(self) -> np.ndarray:
+        if self.labels is not None:
+            return np.asarray(self.labels, dtype=np.int64)
+        if np.ndim(self.targets) != 1:
+            raise DataError("class weights over soft-labelled synthetic images need their conditioning labels")
+        return np.asarray(self.targets, dtype=np.int64)
 
     def fingerprint(self) -> dict:
         return {"data": digest(self.images, self.targets), "per_batch": self.per_batch, "weight": self.weight,
@@ -64,12 +75,19 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
     memory = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     model = build(model_params, num_classes, images.shape[-1], seed).to(memory_format=memory)
     real = DeviceImages(images, labels, device)
-    weights = balancing_weights(labels, num_classes) if balance == "weighted" else None
+    if balance != "weighted":
+        weights = None
+    elif synthetic is None:
+        weights = balancing_weights(labels, num_classes)
+    else:
+        weights = mixture_weights(labels, synthetic.classes, synthetic.weight, num_classes)
     weight = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
-    fake = soft = None
+    fake = soft = fake_class = None
     if synthetic is not None:
         fake = DeviceImages(synthetic.images, np.zeros(len(synthetic.images), np.int64), device)
         soft = torch.as_tensor(np.array(synthetic.targets), device=device)
+        if weights is not None:
+            fake_class = torch.as_tensor(np.array(synthetic.classes), device=device)
     sampler = ShareSampler(np.arange(len(labels)), np.arange(0 if synthetic is None else len(synthetic.images)),
                            fit_params.batch_size, 0 if synthetic is None else synthetic.per_batch, fit_params.steps,
                            seed, class_balancing(labels) if balance == "oversampled" else None)
@@ -87,11 +105,20 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
         # kernels would take them as channels_last
         logits = m(x.clone(memory_format=memory)).float()
         own = logits[:len(y)]
-        loss = F.cross_entropy(own, y, weight=weight, label_smoothing=label_smoothing)
+        if weight is not None and synthetic is not None:
+            # mixture weights: each part's mean of weighted losses (the weights already hold the share)
+            loss = (weight[y] * F.cross_entropy(own, y, reduction="none", label_smoothing=label_smoothing)).mean()
+        else:
+            loss = F.cross_entropy(own, y, weight=weight, label_smoothing=label_smoothing)
         if mixed:
             target = soft[index]
-            loss = loss + synthetic.weight * F.cross_entropy(
-                logits[len(y):], target, label_smoothing=0.0 if target.is_floating_point() else label_smoothing)
+            smoothing = 0.0 if target.is_floating_point() else label_smoothing
+            if weight is not None:
+                part = (weight[fake_class[index]] * F.cross_entropy(logits[len(y):], target, reduction="none",
+                                                                    label_smoothing=smoothing)).mean()
+            else:
+                part = F.cross_entropy(logits[len(y):], target, label_smoothing=smoothing)
+            loss = loss + synthetic.weight * part
         return torch.stack([loss, (own.argmax(1) == y).float().mean()])
 
     fingerprint = {
@@ -115,6 +142,23 @@ def balancing_weights(labels: np.ndarray, num_classes: int) -> np.ndarray | None
     if (counts == counts[0]).all():
         return None
     weights = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
+    return weights
+
+
+def mixture_weights(real: np.ndarray, synthetic: np.ndarray, synthetic_weight: float,
+                    num_classes: int) -> np.ndarray | None:
+    """Class weights for a loss of mean(real part) + synthetic_weight x mean(synthetic part): with p_k and q_k
+    the class shares of the real and synthetic images, class k holds p_k + synthetic_weight x q_k of the
+    loss, so w_k = (1 + synthetic_weight) / (K (p_k + synthetic_weight q_k)) gives every class present the
+    same part and keeps the total (with synthetic_weight 0: balancing_weights). None when the
+    weights would all be 1."""
+    p = np.bincount(real, minlength=num_classes) / max(len(real), 1)
+    q = np.bincount(synthetic, minlength=num_classes) / max(len(synthetic), 1)
+    mass = p + synthetic_weight * q
+    present = mass > 0
+    weights = np.where(present, (1 + synthetic_weight) / (present.sum() * np.where(present, mass, 1.0)), 0.0)
+    if np.allclose(weights[present], 1.0, rtol=0, atol=1e-12):
+        return None
     return weights
 
 

@@ -40,14 +40,14 @@ def test_scores_of_known_predictions():
 
 def test_evaluate_reports_every_arm_and_the_generative_metrics(prepared):
     params = small_params(evaluate={"arms": ["real", "real_weighted", "real_oversampled_classic", "real_classic",
-                                             "real_synthetic"], "seeds": [0], **FAST})
+                                             "real_synthetic", "real_weighted_synthetic"], "seeds": [0], **FAST})
     augmented_with("heldout", 30, params)
     report = evaluate.run(params)
 
     metrics = json.loads(paths.metrics_file("evaluate").read_text())
     assert metrics == json.loads(json.dumps(report))
     assert list(report["arms"]) == ["real", "real_weighted", "real_oversampled_classic", "real_classic",
-                                    "real_synthetic"]
+                                    "real_synthetic", "real_weighted_synthetic"]
     real = metrics["arms"]["real"]
     assert 0 < real["balanced_accuracy"]["mean"] <= 1 and real["balanced_accuracy"]["std"] == 0
     assert set(real["recall"]) == {"T-shirt/top", "Pullover", "Coat"}
@@ -56,13 +56,16 @@ def test_evaluate_reports_every_arm_and_the_generative_metrics(prepared):
     assert metrics["arms"]["real_weighted"] == real
     assert metrics["arms"]["real_oversampled_classic"] == metrics["arms"]["real_classic"]
     assert any("weighted changes nothing" in note for note in metrics["notes"])
-    baselines = [arm for arm in report["arms"] if arm != "real_synthetic"]
+    # Real and synthetic classes balanced: so is every batch, and the weighted synthetic arm is the plain one.
+    assert metrics["arms"]["real_weighted_synthetic"] == metrics["arms"]["real_synthetic"]
+    assert any(note.startswith("real_weighted_synthetic: the batches are balanced") for note in metrics["notes"])
+    baselines = [arm for arm in report["arms"] if "synthetic" not in arm]
     strongest = max(metrics["arms"][arm]["accuracy"]["mean"] for arm in baselines)
     best = metrics["lift"]["baseline"]["accuracy"]["arm"]
     assert best in baselines and metrics["arms"][best]["accuracy"]["mean"] == strongest
     assert metrics["lift"]["real_synthetic"]["accuracy"] == pytest.approx(
         metrics["arms"]["real_synthetic"]["accuracy"]["mean"] - strongest, abs=2e-5)
-    assert set(metrics["lift_val"]) == {"baseline", "real_synthetic"}
+    assert set(metrics["lift_val"]) == {"baseline", "real_synthetic", "real_weighted_synthetic"}
     assert metrics["recipe"]["fit"]["steps"] == 20 and metrics["recipe"]["synthetic"]["per_batch"] == 5
 
     gen = metrics["generative"]
@@ -72,8 +75,8 @@ def test_evaluate_reports_every_arm_and_the_generative_metrics(prepared):
     assert 0 <= gen["cas"]["accuracy"] <= 1
 
     arms = pd.read_csv(paths.EVALUATE_PLOTS / "arms.csv")
-    assert arms["arm"].tolist() == list(report["arms"]) and arms["synthetic"].tolist() == [0, 0, 0, 0, 1]
-    assert len(pd.read_csv(paths.EVALUATE_PLOTS / "runs.csv")) == 5
+    assert arms["arm"].tolist() == list(report["arms"]) and arms["synthetic"].tolist() == [0, 0, 0, 0, 1, 1]
+    assert len(pd.read_csv(paths.EVALUATE_PLOTS / "runs.csv")) == 6
     assert (paths.EVALUATE_PLOTS / "samples.png").exists()
     text = (paths.EVALUATE_PLOTS / "report.md").read_text()
     assert "| real_synthetic |" in text and "Recipe of every run: 20 steps of 16 real images" in text
@@ -160,14 +163,16 @@ def test_rare_classes_get_their_own_arms(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = small_params(prepare={"per_class": 20, "imbalance": {"classes": ["Coat"], "factor": 0.25}},
                           evaluate={"arms": ["real", "real_weighted", "real_oversampled_classic",
-                                             "real_synthetic_classic"], "seeds": [0], "cas": False, **FAST})
+                                             "real_synthetic_classic", "real_weighted_synthetic_classic"],
+                                    "seeds": [0], "cas": False, **FAST})
     prepare.run(params)
     train_judge.run(params)
     augmented_with("heldout", 10, params)
     report = evaluate.run(params)
     assert not any("changes nothing" in n for n in report["notes"])
     assert sorted(d.name for d in paths.EVALUATION_RUNS.iterdir()) == [
-        "real-seed0", "real_oversampled_classic-seed0", "real_synthetic_classic-seed0", "real_weighted-seed0"]
+        "real-seed0", "real_oversampled_classic-seed0", "real_synthetic_classic-seed0", "real_weighted-seed0",
+        "real_weighted_synthetic_classic-seed0"]
     assert all("Coat" in entry["recall"] for entry in report["arms"].values())
 
 

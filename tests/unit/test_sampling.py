@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from components.data.sampling import ShareSampler, class_balancing, synthetic_per_batch
 from components.errors import DataError, ParamsError
+from components.training.classify import balancing_weights, mixture_weights
 
 
 @pytest.mark.parametrize("share, extra", [(0.1, 7), (0.25, 21), (0.5, 64), (0.0, 0)])
@@ -78,3 +79,18 @@ def test_bad_settings_are_refused(kwargs, error, message):
             "seed": 0, **kwargs}
     with pytest.raises(error, match=message):
         ShareSampler.with_share(**args)
+
+
+def test_mixture_weights_give_every_class_the_same_part_of_the_loss():
+    """9 real images of class 2 against 90 of classes 0 and 1, synthetic images of class 2 only, at loss
+    weight 0.5: class k's part of the loss is (p_k + 0.5 q_k) w_k, the same for every class, the total kept."""
+    real = np.repeat([0, 1, 2], [90, 90, 9])
+    synthetic = np.full(81, 2)
+    weights = mixture_weights(real, synthetic, 0.5, 4)
+    p, q = np.bincount(real, minlength=4) / len(real), np.bincount(synthetic, minlength=4) / len(synthetic)
+    parts = (p + 0.5 * q) * weights
+    assert parts[:3] == pytest.approx([0.5, 0.5, 0.5]) and weights[3] == 0  # class 3: absent, no weight
+    assert parts.sum() == pytest.approx(1.5)
+    # Synthetic weight 0: the real-only class weights; balanced batches: no weights at all.
+    assert mixture_weights(real, synthetic, 0.0, 3) == pytest.approx(balancing_weights(real, 3))
+    assert mixture_weights(np.repeat([0, 1], 5), np.repeat([1, 0], 3), 1.0, 2) is None
