@@ -34,3 +34,7 @@ class GateRefused(VersionError):
 class DivergenceError(GenaugError):
     """Training went wrong (NaN/inf losses, a discriminator that wins every time); the last good
     checkpoint is kept and no final model is written."""
+
+
+class ClusterError(GenaugError):
+    """The Dask cluster named by GENAUG_DASK_SCHEDULER cannot be used (components/fanout.py)."""

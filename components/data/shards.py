@@ -5,6 +5,7 @@ One array file per few thousand images keeps DVC fast (per-image files were ~20x
 
 import shutil
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from components.data.atomic import atomic_file
 from components.errors import DataError
+from components.fanout import ordered_map, scheduler_address
 
 SHARD_DIR = "images"
 
@@ -117,36 +119,60 @@ def gather_images(root: Path, manifest: pd.DataFrame) -> np.ndarray:
 
 
 def map_shards(source: Path, out: Path, shards: Iterable[str], fn: Callable[[np.ndarray], np.ndarray] | None,
-               batch_size: int, scale: int = 1, desc: str = "map") -> None:
+               batch_size: int, scale: int = 1, desc: str = "map", gpu: bool = False) -> None:
     """Write each shard of `source` into `out` under the same name, so the manifest's shard/offset columns
-    still hold: `fn` over its images, a batch at a time, read and written memory-mapped (memory stays near a
-    batch whatever the shard size), each shard file atomically; `fn` turns (n, h, w, C) into
-    (n, h * scale, w * scale, C). `fn` None copies the shard's bytes.
+    still hold: `fn` over its images, a batch at a time, each shard file atomically; `fn` turns (n, h, w, C)
+    into (n, h * scale, w * scale, C). `fn` None copies the shard's bytes. The shards run here (read and
+    written memory-mapped: memory stays near a batch whatever the shard size) or on a Dask cluster
+    (components/fanout.py: a piece is a shard's images, `gpu` asks for a GPU worker), with the same bytes.
 
     Every batch `fn` sees holds exactly `batch_size` images, the last one padded with black images and cut
     back: CPU kernels pick their algorithm by batch size, so a short batch would give other pixels, and a
     sample's pixels would depend on where its shard ends (or on how the shards are split among workers)."""
     shards = list(shards)
     images = {shard: load_shard(source, shard, mmap=True) for shard in shards}
-    with tqdm(total=sum(len(a) for a in images.values()), desc=desc, unit="img", disable=None) as bar:
-        for shard, mapped in images.items():
-            dst = shard_path(out, shard)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if fn is None:
-                shutil.copyfile(shard_path(source, shard), dst)
-            else:
-                map_shard(mapped, dst, fn, batch_size, scale)
-            bar.update(len(mapped))
+    total = sum(len(a) for a in images.values())
+    with tqdm(total=total, desc=desc, unit="img", disable=None) as bar:
+        if fn is None:
+            for shard in shards:
+                copy_shard(source, out, shard)
+                bar.update(len(images[shard]))
+        elif scheduler_address() is None:
+            for shard, mapped in images.items():
+                with shard_file(out, shard, mapped, scale) as target:
+                    in_full_batches(fn, mapped, batch_size, target)
+                bar.update(len(mapped))
+        else:
+            pieces = (np.asarray(images[shard]) for shard in shards)
+            for shard, result in zip(shards, ordered_map(mapped_images, pieces, gpu, fn=fn,
+                                                         batch_size=batch_size)):
+                with shard_file(out, shard, images[shard], scale) as target:
+                    target[:] = result
+                bar.update(len(result))
 
 
-def map_shard(images: np.ndarray, dst: Path, fn: Callable[[np.ndarray], np.ndarray], batch_size: int,
-              scale: int) -> None:
+def mapped_images(images: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], batch_size: int) -> np.ndarray:
+    """A piece of map_shards' work on a Dask worker: one shard's images through fn."""
+    return in_full_batches(fn, images, batch_size)
+
+
+def copy_shard(source: Path, out: Path, shard: str) -> None:
+    dst = shard_path(out, shard)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shard_path(source, shard), dst)
+
+
+@contextmanager
+def shard_file(out: Path, shard: str, images: np.ndarray, scale: int) -> Iterator[np.ndarray]:
+    """A memory-mapped (n, h * scale, w * scale, C) uint8 array to fill, renamed into place when complete."""
     n, h, w, c = images.shape
+    dst = shard_path(out, shard)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(dst) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, h * scale, w * scale, c))
-        in_full_batches(fn, images, batch_size, out)
-        out.flush()
-        del out
+        target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, h * scale, w * scale, c))
+        yield target
+        target.flush()
+        del target
 
 
 def in_full_batches(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int,

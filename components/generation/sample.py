@@ -15,6 +15,7 @@ forward(z, labels) -> images in [-1, 1]): the cGAN's generator or the cVAE's dec
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from components.device import autocast
+from components.fanout import ordered_map
 from components.models import cgan
 from components.pixels import to_uint8
 
@@ -138,15 +140,20 @@ def plan_shards(plan: pd.DataFrame, shard_size: int) -> list[Shard]:
 def generate(model: torch.nn.Module, shards: list[Shard], seed: int, batch_size: int = 256,
              truncation: float | None = None, device: torch.device | None = None,
              temperature: float = 1.0) -> Iterator[GeneratedShard]:
-    """Run the shards in the order given, with a progress bar over images; yields each shard's images."""
+    """Run the shards (here or on a Dask cluster: components/fanout.py), with a progress bar over images;
+    yields each shard's images, in the order given."""
+    device = device or next(model.parameters()).device
+    run = partial(shard_images, seed=seed, batch_size=batch_size, truncation=truncation, device=device,
+                  temperature=temperature)
     with tqdm(total=sum(s.count for s in shards), desc="generate", unit="img", disable=None) as bar:
-        for shard in shards:
-            images = generate_class_range(model, shard.label, shard.start, shard.count, seed,
-                                          batch_size=batch_size, truncation=truncation, device=device,
-                                          temperature=temperature)
+        for shard, images in zip(shards, ordered_map(run, shards, gpu=device.type == "cuda", model=model)):
             yield GeneratedShard(shard.label, shard.start, images,
                                  sample_seeds(seed, shard.label, shard.start, shard.count))
             bar.update(shard.count)
+
+
+def shard_images(shard: Shard, model: torch.nn.Module, **options) -> np.ndarray:
+    return generate_class_range(model, shard.label, shard.start, shard.count, **options)
 
 
 def class_grid(model: torch.nn.Module, seed: int, columns: int, truncation: float | None = None,

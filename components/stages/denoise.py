@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components import paths
+from components import fanout, paths
 from components.config import Params
 from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import INFO, DatasetInfo, read_manifest, write_manifest
@@ -39,13 +39,14 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     if (scorer.size, scorer.channels) != (info.size, info.channels):
         raise DataError(f"{paths.SCORER / paths.SCORER_FILE}: scores {scorer.size}x{scorer.size}x{scorer.channels} images, but "
                         f"{source} holds {info.size}x{info.size}x{info.channels} ones; re-run train_scorer")
-    how = f"with denoiser {weights[:12]} on {describe(device)}" if denoiser is not None else "(0: passed through)"
+    how = f"with denoiser {weights[:12]} on {describe(device)}, {fanout.where()}" if denoiser is not None else "(0: passed through)"
     print(f"denoise: {len(manifest)} images at strength {d.strength} {how}")
 
     with atomic_dir(paths.DENOISED) as out:
         fn = None if denoiser is None else (
             lambda batch: autoencoder.denoise(denoiser, batch, d.strength, d.batch_size, device))
-        map_shards(source, out, sorted(manifest["shard"].unique()), fn, d.batch_size, desc="denoise")
+        map_shards(source, out, sorted(manifest["shard"].unique()), fn, d.batch_size, desc="denoise",
+                   gpu=device.type == "cuda")
         before, after, change = compare(scorer, source, out, manifest, d.batch_size, device)
         manifest = provenance(manifest, d.strength, weights, after)
         write_manifest(out, manifest)

@@ -18,13 +18,14 @@ accepted rows.
 import json
 import logging
 import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from components import paths
+from components import fanout, paths
 from components.config import Params
 from components.config.quality import FilterParams
 from components.data.atomic import atomic_dir, write_json
@@ -32,6 +33,7 @@ from components.data.manifest import INFO, DatasetInfo, read_manifest, read_spli
 from components.data.shards import ShardWriter, gather_images, iter_images, map_shards
 from components.device import describe, resolve_device
 from components.errors import DataError
+from components.fanout import ordered_map
 from components.generation import filtering
 from components.plots import blank_grid, save_grid
 from components.models import classifier
@@ -61,7 +63,7 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     checks = [filtering.label_check_text(f.label_check, f.min_confidence),
               "realism off" if f.realism_quantile is None else f"realism (outlier score <= {realism:.5g})",
               "duplicate off" if f.duplicate_ratio is None else f"duplicate (nearest real distance >= {duplicate:.4g})"]
-    print(f"filter: {len(candidates)} samples on {describe(device)}; checks: {', '.join(checks)}")
+    print(f"filter: {len(candidates)} samples on {describe(device)}, {fanout.where()}; checks: {', '.join(checks)}")
 
     with atomic_dir(paths.FILTERED) as out:
         map_shards(source, out, sorted(candidates["shard"].unique()), None, f.batch_size)  # a copy
@@ -106,18 +108,33 @@ def judged(rows: pd.DataFrame, root: Path, judge: classifier.Classifier, real_fe
            f: FilterParams, device: torch.device) -> pd.DataFrame:
     """`rows` with the judge's label, its probability of the sample's label (judge_confidence), its
     probabilities of every class (judge_probs: the soft label) and the distance to the nearest real train
-    image."""
+    image. A shard is a piece of work (components/fanout.py: here or on a Dask cluster)."""
     label, confidence, distance = (pd.Series(np.nan, index=rows.index) for _ in range(3))
     soft = pd.Series(None, index=rows.index, dtype=object)
-    for part, images in iter_images(root, rows):
-        features = classifier.embed(judge, images, f.batch_size, device)
-        probs = classifier.proba_from_features(judge, features, device)
+    parts: list[pd.DataFrame] = []
+
+    def pieces():
+        for part, images in iter_images(root, rows):
+            parts.append(part)
+            yield images
+
+    score = partial(judge_images, batch_size=f.batch_size, device=device)
+    results = ordered_map(score, pieces(), device.type == "cuda", judge=judge, real_features=real_features)
+    for i, (probs, nearest) in enumerate(results):
+        part = parts[i]
         label[part.index] = probs.argmax(1)
         confidence[part.index] = probs[np.arange(len(part)), part["label"].to_numpy()]
         soft[part.index] = list(probs.astype(np.float32))
-        distance[part.index] = filtering.nearest_distance(features, real_features)
+        distance[part.index] = nearest
     return rows.assign(judge_label=label.astype("int64"), judge_confidence=confidence.astype("float64"),
                        judge_probs=soft, nn_distance=distance.astype("float64"))
+
+
+def judge_images(images: np.ndarray, judge: classifier.Classifier, real_features: np.ndarray, batch_size: int,
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """The judge's class probabilities of the images and each one's distance to the nearest real image."""
+    features = classifier.embed(judge, images, batch_size, device)
+    return classifier.proba_from_features(judge, features, device), filtering.nearest_distance(features, real_features)
 
 
 def top_up(scored: pd.DataFrame, quota: dict[int, int], params: Params, info: DatasetInfo, out: Path,

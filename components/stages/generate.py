@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from components import paths
+from components import fanout, paths
 from components.config import Params
 from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import COLUMNS, DatasetInfo, read_manifest, write_manifest
@@ -39,7 +39,8 @@ def run(params: Params) -> dict:
                         f"{info.class_names}; re-run train_generator")
     plan = plan_quota(real_counts(info), g)
     print(format_plan(plan, g))
-    print(f"generate: {int(plan['synthetic'].sum())} images from {saved['kind']} {ckpt[:12]} on {describe(device)}")
+    print(f"generate: {int(plan['synthetic'].sum())} images from {saved['kind']} {ckpt[:12]} on {describe(device)}, "
+          f"{fanout.where()}")
 
     started = time.perf_counter()
     with atomic_dir(paths.GENERATED) as out:

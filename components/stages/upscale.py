@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components import paths
+from components import fanout, paths
 from components.config import Params
 from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import INFO, DatasetInfo, read_manifest, write_manifest
@@ -42,11 +42,12 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     model, weights = load_model(u.factor, info.channels, device)
     manifest = read_manifest(source)
     print(f"upscale: {len(manifest)} images, {info.size} -> {target} px "
-          + (f"with upscaler {weights[:12]} on {describe(device)}" if model else "(factor 1: passed through)"))
+          + (f"with upscaler {weights[:12]} on {describe(device)}, {fanout.where()}" if model else "(factor 1: passed through)"))
 
     with atomic_dir(paths.UPSCALED) as out:
         fn = None if model is None else lambda batch: upscaler.apply(model, batch, u.batch_size, device)
-        map_shards(source, out, sorted(manifest["shard"].unique()), fn, u.batch_size, u.factor, desc="upscale")
+        map_shards(source, out, sorted(manifest["shard"].unique()), fn, u.batch_size, u.factor, desc="upscale",
+                   gpu=device.type == "cuda")
         manifest = provenance(manifest, u.factor, weights)
         write_manifest(out, manifest)
         extra = json.loads((source / INFO).read_text())

@@ -2,7 +2,6 @@
 checkpoint is on disk, wherever it is between checkpoints; run again, it resumes from its last checkpoint
 (the step is checked in its log) and ends with the weights of an uninterrupted run, bit for bit."""
 
-import hashlib
 import re
 import signal
 import subprocess

@@ -1,0 +1,97 @@
+"""Independent pieces of a stage's work (a generation shard, a file shard to denoise or upscale or score) run
+here one after another, or on a Dask cluster when GENAUG_DASK_SCHEDULER names its scheduler
+(tcp://host:8786). Either way `ordered_map` gives the results back in the order of the pieces and the stage
+writes them itself, so the output files are byte-identical whatever the number of workers.
+
+The address is an environment variable, not a param: where the work runs changes no output, and DVC would
+take a param change for a reason to re-run every stage. Workers must be able to import this repository at the
+same commit (start them from a clone: `dask worker tcp://host:8786`) and run torch at the driver's thread
+count, which each piece sets: torch's CPU kernels give other low bits with another thread count.
+
+A piece that needs a GPU (`gpu=True`: the stage runs on CUDA) asks the scheduler for the resource GPU=1, so
+start one worker per GPU: `CUDA_VISIBLE_DEVICES=i dask worker ... --nthreads 1 --resources GPU=1`.
+"""
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from components.errors import ClusterError
+
+ENV = "GENAUG_DASK_SCHEDULER"
+CONNECT_TIMEOUT = "20s"
+AHEAD = 2   # pieces in flight per worker: enough to keep workers busy, few enough to bound the driver's memory
+
+
+def scheduler_address() -> str | None:
+    return os.environ.get(ENV) or None
+
+
+def where() -> str:
+    """Where ordered_map runs pieces, for a stage's opening line."""
+    address = scheduler_address()
+    return f"pieces on the Dask cluster at {address}" if address else "pieces in this process"
+
+
+def ordered_map(task: Callable[..., Any], pieces: Iterable, gpu: bool = False, **shared: Any) -> Iterator[Any]:
+    """task(piece, **shared) for each piece, yielded in the order of `pieces`. `shared` (models, reference
+    features) is sent to every worker once, not with each piece."""
+    address = scheduler_address()
+    if address is None:
+        for piece in pieces:
+            yield task(piece, **shared)
+        return
+    with connect(address) as client:
+        sent = {name: client.scatter(value, broadcast=True, hash=False) for name, value in shared.items()}
+        ahead = AHEAD * max(1, len(client.scheduler_info().get("workers", {})))
+        threads = torch.get_num_threads()
+        resources = {"GPU": 1} if gpu else None
+        pending: deque = deque()
+        try:
+            for piece in pieces:
+                pending.append(client.submit(run_piece, task, piece, threads, pure=False, resources=resources,
+                                             **sent))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def run_piece(task: Callable[..., Any], piece: Any, threads: int, **shared: Any) -> Any:
+    """On a worker: the task at the driver's torch thread count (restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return task(piece, **shared)
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def connect(address: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError(f"{ENV}={address}: the dask 'distributed' package is not installed here; install it "
+                           "(pip install distributed) or unset the variable to run every piece in this process") from None
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"{ENV}={address}: no Dask scheduler answers there ({exc}); start one (dask scheduler) "
+                           "and its workers, or unset the variable to run every piece in this process") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise ClusterError(f"{ENV}={address}: the scheduler has no workers; start some (dask worker "
+                               f"{address}) or unset the variable to run every piece in this process") from None
+        yield client
+    finally:
+        client.close()

@@ -1,0 +1,49 @@
+"""ordered_map (components/fanout.py): pieces in order, here or on a Dask cluster; pieces that need a GPU
+never share one; a scheduler that is not there is a clear error. The byte-identical stage outputs are
+tests/e2e/test_dask_fanout.py."""
+
+import threading
+import time
+
+import pytest
+
+from components import fanout
+from components.errors import ClusterError
+
+distributed = pytest.importorskip("distributed")
+
+
+def test_gpu_pieces_never_share_a_worker(monkeypatch):
+    """Two workers that each hold one (fake) GPU and two threads: eight GPU pieces, at most one per worker at
+    a time, and both workers used."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None,
+                                  resources={"GPU": 1}) as cluster:
+        monkeypatch.setenv(fanout.ENV, cluster.scheduler_address)
+        spans = list(fanout.ordered_map(busy, range(8), gpu=True))
+    assert [piece for piece, *_ in spans] == list(range(8))
+    workers = {worker for _, worker, _, _ in spans}
+    assert len(workers) == 2
+    for worker in workers:
+        mine = sorted((start, end) for _, w, start, end in spans if w == worker)
+        assert all(end <= next_start for (_, end), (next_start, _) in zip(mine, mine[1:])), mine
+
+
+def busy(piece: int) -> tuple[int, str, float, float]:
+    start = time.monotonic()
+    time.sleep(0.2)
+    return piece, distributed.get_worker().address, start, time.monotonic()
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(fanout.ENV, "tcp://127.0.0.1:9")  # the discard port: nothing listens there
+    monkeypatch.setattr(fanout, "CONNECT_TIMEOUT", "2s")
+    with pytest.raises(ClusterError, match="no Dask scheduler answers there.*unset the variable"):
+        list(fanout.ordered_map(busy, range(2)))
+
+
+def test_without_a_scheduler_pieces_run_here_in_order(monkeypatch):
+    monkeypatch.delenv(fanout.ENV, raising=False)
+    seen = []
+    assert list(fanout.ordered_map(lambda x, k: (seen.append(threading.get_ident()), x * k)[1], range(5), k=3)) \
+        == [0, 3, 6, 9, 12]
+    assert set(seen) == {threading.get_ident()}
