@@ -20,6 +20,7 @@ spread over the seeds, per-class recall; the lift of each synthetic arm over the
 the share sweep; Fréchet distance overall and per class with its real-vs-real floor, KID, precision/recall,
 CAS) and plots/evaluate/ (arms.csv, runs.csv, classes.csv, shares.csv, samples.png, report.md). The
 downstream runs live in data/evaluation/runs, outside DVC: a killed evaluate resumes the runs it had finished.
+Each run is a piece of work for components/fanout.py: here, one after another, or on a Dask cluster.
 """
 
 import logging
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components import paths
+from components import fanout, paths
 from components.config import Params
 from components.config.quality import SYNTHETIC_ARMS, EvaluateParams
 from components.data.atomic import atomic_dir, write_json
@@ -128,7 +129,7 @@ def run(params: Params) -> dict:
     arms, notes = runnable_arms(p, len(sets.synthetic))
     print(f"evaluate: {len(arms)} arm(s) x {len(p.seeds)} seed(s) on {len(sets.real)} real + {len(sets.synthetic)} "
           f"synthetic train images; testing on {len(sets.test)} real test images (val: {len(sets.val)}); "
-          f"{describe(ctx.device)}\nevaluate: recipe: {recipe_text(params, len(sets.synthetic) > 0)}")
+          f"{describe(ctx.device)}, runs as {fanout.where()}\nevaluate: recipe: {recipe_text(params, len(sets.synthetic) > 0)}")
     runs = train_arms(ctx, arms, notes)
     report = {"recipe": recipe_summary(params), "arms": summarize_arms(runs, info.class_names),
               "lift": lift(runs, "test"), "lift_val": lift(runs, "val"), "notes": notes}
@@ -212,34 +213,61 @@ def train_arms(ctx: Context, arms: list[str], notes: list[str]) -> dict[str, lis
     real, synthetic, p = ctx.sets.real.labels, ctx.sets.synthetic.labels, ctx.p
     balanced = balancing_weights(real, ctx.num_classes) is None
     mixture_balanced = mixture_weights(real, synthetic, p.synthetic_weight, ctx.num_classes) is None
-    done: dict[tuple[Recipe, int], dict] = {}
-    runs: dict[str, list[dict]] = {}
+    recipes = {}
     for arm in arms:
         recipe = RECIPES[arm]
         if recipe.balance != "none" and (mixture_balanced if recipe.synthetic else balanced):
             recipe = replace(recipe, balance="none")
             notes.append(f"{arm}: the {'batches' if recipe.synthetic else 'real classes'} are balanced, so "
                          f"{RECIPES[arm].balance} changes nothing: the runs of arm {NAMES[recipe]}")
-        runs[arm] = [run_once(ctx, recipe, seed, NAMES[recipe], done) for seed in ctx.p.seeds]
+        recipes[arm] = recipe
+    done = train_runs(ctx, [Run(recipe, seed, NAMES[recipe], p.synthetic_share) for recipe in recipes.values()
+                            for seed in p.seeds], {})
+    runs: dict[str, list[dict]] = {}
+    for arm, recipe in recipes.items():
+        runs[arm] = [done[Run(recipe, seed, NAMES[recipe], p.synthetic_share).key] for seed in p.seeds]
         print(f"evaluate: {arm}: balanced accuracy {mean_of(runs[arm], 'test'):.4f} (test), "
-              f"{mean_of(runs[arm], 'val'):.4f} (val) over {len(ctx.p.seeds)} seed(s)")
+              f"{mean_of(runs[arm], 'val'):.4f} (val) over {len(p.seeds)} seed(s)")
     return runs
 
 
-def run_once(ctx: Context, recipe: Recipe, seed: int, name: str, done: dict, share: float | None = None) -> dict:
-    """The test and val scores of one downstream run (trained unless `done` has it), in
-    data/evaluation/runs/<name>-seed<seed>."""
+@dataclass(frozen=True)
+class Run:
+    """One downstream run: a recipe, a seed, its folder's name under data/evaluation/runs, and the synthetic
+    share (which only a synthetic recipe uses)."""
+
+    recipe: Recipe
+    seed: int
+    name: str
+    share: float
+
+    @property
+    def key(self) -> tuple:
+        return self.recipe, self.seed, self.share if self.recipe.synthetic else None
+
+
+def train_runs(ctx: Context, wanted: list[Run], done: dict) -> dict:
+    """`done` ({Run.key: scores}) with the wanted runs it lacks, trained here or on a Dask cluster
+    (components/fanout.py: a run is a piece)."""
+    todo = list({run.key: run for run in wanted if run.key not in done}.values())
+    folder = paths.EVALUATION_RUNS.absolute()  # a worker's working folder is not ours
+    results = fanout.ordered_map(train_run, todo, ctx.device.type == "cuda", ctx=ctx, folder=folder)
+    for run, result in zip(todo, results):
+        done[run.key] = result
+    return done
+
+
+def train_run(run: Run, ctx: Context, folder: Path) -> dict:
+    """The test and val scores of one downstream run, trained in folder/<name>-seed<seed> (resumed, or just
+    read back when finished)."""
     p = ctx.p
-    share = p.synthetic_share if share is None else share
-    key = (recipe, seed, share if recipe.synthetic else None)
-    if key not in done:
-        model, _ = train_classifier(
-            ctx.sets.real.images, ctx.sets.real.labels, ctx.num_classes, p.classifier, p.fit, seed, ctx.device,
-            paths.EVALUATION_RUNS / f"{name}-seed{seed}", f"evaluate {name} seed {seed}", balance=recipe.balance,
-            augment=ctx.params.classic if recipe.classic else None,
-            synthetic=synthetic_part(ctx, share) if recipe.synthetic else None, label_smoothing=p.fit.label_smoothing)
-        done[key] = {split: split_scores(model, getattr(ctx.sets, split), ctx) for split in SPLITS}
-    return done[key]
+    model, _ = train_classifier(
+        ctx.sets.real.images, ctx.sets.real.labels, ctx.num_classes, p.classifier, p.fit, run.seed, ctx.device,
+        folder / f"{run.name}-seed{run.seed}", f"evaluate {run.name} seed {run.seed}", balance=run.recipe.balance,
+        augment=ctx.params.classic if run.recipe.classic else None,
+        synthetic=synthetic_part(ctx, run.share) if run.recipe.synthetic else None,
+        label_smoothing=p.fit.label_smoothing)
+    return {split: split_scores(model, getattr(ctx.sets, split), ctx) for split in SPLITS}
 
 
 def synthetic_part(ctx: Context, share: float) -> SyntheticPart:
@@ -276,24 +304,27 @@ def mean_of(results: list[dict], split: str, metric: str = "balanced_accuracy") 
 def sweep_shares(ctx: Context, arms: list[str], runs: dict[str, list[dict]]) -> list[dict]:
     """One row per share, 0 first: the synthetic arm (the first in evaluate.arms, else real_synthetic_classic)
     at that share; share 0 is its real-only twin, whose runs are shared with that arm."""
+    p = ctx.p
     arm = next((a for a in arms if a in SYNTHETIC_ARMS), "real_synthetic_classic")
     recipe = RECIPES[arm]
     twin = replace(recipe, synthetic=False)
-    done = {(RECIPES[a], seed, None): r for a in runs if not RECIPES[a].synthetic
-            for seed, r in zip(ctx.p.seeds, runs[a])}
+    done = {(RECIPES[a], seed, None): r for a in runs if not RECIPES[a].synthetic for seed, r in zip(p.seeds, runs[a])}
     if arm in runs:
-        done.update({(recipe, seed, ctx.p.synthetic_share): r for seed, r in zip(ctx.p.seeds, runs[arm])})
+        done.update({(recipe, seed, p.synthetic_share): r for seed, r in zip(p.seeds, runs[arm])})
+    shares = [0.0, *sorted(p.shares)]
+    sweep = {share: [Run(twin, seed, NAMES[twin], share) if share == 0 else
+                     Run(recipe, seed, arm if share == p.synthetic_share else f"{arm}-share{share:g}", share)
+                     for seed in p.seeds] for share in shares}
+    done = train_runs(ctx, [run for share in shares for run in sweep[share]], done)
     rows = []
-    for share in [0.0, *sorted(ctx.p.shares)]:
-        chosen = twin if share == 0 else recipe
-        name = NAMES[twin] if share == 0 else (arm if share == ctx.p.synthetic_share else f"{arm}-share{share:g}")
-        results = [run_once(ctx, chosen, seed, name, done, share) for seed in ctx.p.seeds]
+    for share in shares:
+        results = [done[run.key] for run in sweep[share]]
         rows.append({"share": share, "arm": arm if share else NAMES[twin],
-                     "synthetic_per_batch": synthetic_per_batch(ctx.p.fit.batch_size, share),
+                     "synthetic_per_batch": synthetic_per_batch(p.fit.batch_size, share),
                      **{m: mean_std([r["test"][m] for r in results]) for m in METRICS},
                      "val": val_summary(results)})
         print(f"evaluate: share {share:g}: balanced accuracy {rows[-1]['balanced_accuracy']['mean']:.4f} (test) "
-              f"over {len(ctx.p.seeds)} seed(s)")
+              f"over {len(p.seeds)} seed(s)")
     return rows
 
 

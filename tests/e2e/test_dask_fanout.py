@@ -1,28 +1,31 @@
-"""Fan-out over Dask (components/fanout.py): generate, denoise, upscale and the filter's scoring run their
-pieces on a local Dask cluster of 1 and of 4 worker processes and write the same bytes as the in-process run
+"""Fan-out over Dask (components/fanout.py): generate, denoise, upscale, the filter's scoring and evaluate's
+runs go to a local Dask cluster of 1 and of 4 worker processes and give the same bytes as the in-process run
 of `dvc repro`. The stages run in this process (as the CLI would run them), their pieces on the workers."""
 
 import hashlib
 import os
+import shutil
 from contextlib import contextmanager
 
 import pytest
 
-from components import fanout
+from components import fanout, paths
 from components.config import load_params
-from components.stages import denoise, filter as filter_stage, generate, upscale
+from components.stages import denoise, evaluate, filter as filter_stage, generate, upscale
 
 distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.e2e
-STAGES = [generate, denoise, upscale, filter_stage]
+STAGES = [generate, denoise, upscale, filter_stage, evaluate]
 OUTPUTS = ["data/generated", "data/denoised", "data/upscaled", "data/filtered"]
+REPORTS = ["metrics/evaluate.json", "plots/evaluate/runs.csv"]
 
 
 def digests(root) -> dict[str, str]:
-    """sha256 of every shard and manifest the four stages wrote."""
+    """sha256 of every shard and manifest the four data stages wrote, and of evaluate's scores."""
     files = [p for out in OUTPUTS for p in sorted((root / out).rglob("*"))
              if p.is_file() and (p.suffix == ".npy" or p.name == "manifest.parquet")]
+    files += [root / name for name in REPORTS]
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -43,6 +46,7 @@ def local_cluster(workers: int):
 def test_shards_are_byte_identical_whatever_the_worker_count(project, workers, monkeypatch, capsys):
     root, _ = project
     monkeypatch.chdir(root)
+    shutil.rmtree(paths.EVALUATION_RUNS)  # or evaluate would read its finished runs back
     sequential = digests(root)
     for out in OUTPUTS:  # several pieces per stage
         assert sum(name.startswith(out) and name.endswith(".npy") for name in sequential) >= 2, out
