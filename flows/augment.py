@@ -24,7 +24,12 @@ from components.stages import version
 from components.workspace import hold
 
 
-@task(retries=1, retry_delay_seconds=5)
+# A stage that fails is tried once more (a killed worker process, a full disk freed meanwhile); the tests set
+# GENAUG_STAGE_RETRIES=0 so that a stage failing once fails them.
+STAGE_RETRIES = int(os.environ.get("GENAUG_STAGE_RETRIES", "1"))
+
+
+@task(retries=STAGE_RETRIES, retry_delay_seconds=5)
 def run_stage(cwd: Path, stage: str):
     logger = get_run_logger()
     if pipeline.is_up_to_date(cwd, stage):

@@ -128,4 +128,7 @@ class VersionParams(Section):
     tag_prefix: str = Field("dataset-v", pattern=r"^[A-Za-z0-9._/-]+$")
     remote: str | None = None
     push: bool = True
+    # a git remote (e.g. origin) to push a new version's tag to: what makes a version made in a clone (the
+    # `clone` deployment of prefect.yaml) reach the repository; null: the tag stays in this workspace
+    git_remote: str | None = Field(None, pattern=r"^[A-Za-z0-9._/-]+$")
     gate: GateParams = GateParams()

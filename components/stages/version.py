@@ -55,6 +55,8 @@ def run(params: Params, tag: str | None = None, cwd: Path = Path(".")) -> dict:
     commit(cwd, message)
     git(cwd, "tag", "-a", name, "-m", message)
     print(f"created dataset version {name} (data/augmented {data_hash})")
+    if params.version.git_remote:
+        push_tag(cwd, params.version.git_remote, name)
     return {"tag": name, "created": True, "data": data_hash}
 
 
@@ -158,6 +160,18 @@ def push(cwd: Path, remote: str | None) -> None:
             "set a default remote with `dvc remote add -d <name> <dir-or-url>` (make setup does this), "
             "or name one in params.yaml version.remote")
     print(result.stdout.strip())
+
+
+def push_tag(cwd: Path, remote: str, tag: str) -> None:
+    """The tag (and the commit it names) to the git remote; refused: the tag stays here, with the fix."""
+    try:
+        git(cwd, "push", remote, f"refs/tags/{tag}")
+    except VersionError as exc:
+        said = " ".join(str(exc).split())
+        raise VersionError(f"{tag} was tagged here, but pushing it to git remote {remote!r} failed ({said}); fix "
+                           f"the remote (git remote -v) and run `git push {remote} {tag}`, or set "
+                           "version.git_remote: null") from None
+    print(f"pushed {tag} to git remote {remote}")
 
 
 def commit(cwd: Path, message: str) -> None:

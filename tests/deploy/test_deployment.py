@@ -1,5 +1,6 @@
-"""The Prefect deployment for real: `prefect server start` on loopback, a process work pool and worker,
-`prefect deploy` from prefect.yaml and `prefect deployment run` with a parameter overridden at run time."""
+"""The Prefect deployments for real: `prefect server start` on loopback, a process work pool and two workers,
+`prefect deploy` of both deployments in prefect.yaml (in the project folder; in a clone made by the pull step)
+and two `prefect deployment run`s at once with parameters overridden at run time."""
 
 import json
 import os
@@ -71,32 +72,61 @@ def prefect_server(tmp_path):
         stop(server)
 
 
-def test_deployment_run_on_a_process_worker(prefect_server, tmp_path):
+def test_two_workers_run_the_workspace_and_the_clone_deployments_at_once(prefect_server, tmp_path):
+    """Two process workers in one pool, at most one flow run each: `default` runs in the project folder,
+    `clone` in a fresh clone of the deployed commit in a temporary folder of its worker (prefect.yaml's pull
+    step), pushing its data to the DVC remote and its tag to the git origin."""
     environment = prefect_server
     root = make_project(tmp_path / "project", remote=tmp_path / "remote")
 
-    def prefect(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-        result = subprocess.run([*PREFECT, *args], cwd=root, env=environment, text=True,
+    def prefect(*args: str, timeout: int = 300, **extra: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([*PREFECT, *args], cwd=root, env={**environment, **extra}, text=True,
                                 capture_output=True, timeout=timeout)
         assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result
 
     prefect("work-pool", "create", "genaug", "--type", "process")
-    prefect("--no-prompt", "deploy", "--all")
-    worker_log = tmp_path / "worker.log"
-    worker = start([*PREFECT, "worker", "start", "--pool", "genaug"], root, environment, worker_log)
+    prefect("--no-prompt", "deploy", "-n", "default")
+    commit = run(root, "git", "rev-parse", "HEAD").stdout.strip()
+    prefect("--no-prompt", "deploy", "-n", "clone", GENAUG_REPOSITORY=str(root), GENAUG_COMMIT=commit)
+    logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+    workers = [start([*PREFECT, "worker", "start", "--pool", "genaug", "--limit", "1"], tmp_path, environment, log)
+               for log in logs]
+    runs = {
+        "default": {"prepare.per_class": 6},
+        "clone": {"prepare.per_class": 7, "version.git_remote": "origin", "version.tag_prefix": "clone-v"},
+    }
     try:
-        result = prefect("deployment", "run", "augment/default",
-                         "--param", 'overrides={"prepare.per_class": 6}', "--watch", timeout=900)
+        watching = {name: subprocess.Popen(
+            [*PREFECT, "deployment", "run", f"augment/{name}", "--param", f"overrides={json.dumps(overrides)}",
+             "--watch"], cwd=root, env=environment, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for name, overrides in runs.items()}
+        outputs = {name: process.communicate(timeout=1200)[0] for name, process in watching.items()}
+        codes = {name: process.returncode for name, process in watching.items()}
     finally:
-        stop(worker)
-    assert "Completed" in result.stdout, result.stdout + worker_log.read_text()[-5000:]
+        for worker in workers:
+            stop(worker)
+    worker_logs = "\n".join(log.read_text()[-4000:] for log in logs)
+    for name, output in outputs.items():
+        assert codes[name] == 0 and "finished successfully in 'Completed'" in output, \
+            f"{name}:\n{output}\n{worker_logs}"
+    # one run on each worker, with each stage's own log lines
+    assert all("Running stage 'prepare'" in log.read_text() for log in logs)
 
     manifest = pd.read_parquet(root / "data/augmented/manifest.parquet")
     real = manifest[(manifest["split"] == "train") & (manifest["source"] == "real")]
     assert real.groupby("class_name").size().tolist() == [5, 5, 5]  # the run-time override took
-    assert run(root, "git", "tag", "--list").stdout.split() == ["dataset-v1"]
-    assert "Running stage 'prepare'" in worker_log.read_text()  # each stage's own log lines
+    assert run(root, "git", "tag", "--list").stdout.split() == ["clone-v1", "dataset-v1"]
+    # The clone's version: its own commit on top of the deployed one, its data (6 train images a class) in the
+    # DVC remote, where a consumer gets it by tag.
+    assert run(root, "git", "rev-parse", "clone-v1^{commit}~1").stdout.strip() == commit
+    assert "prepare:" in run(root, "git", "show", "clone-v1:dvc.lock").stdout
+    consumer = tmp_path / "consumer"
+    run(tmp_path, sys.executable, "-m", "dvc", "get", str(root), "data/augmented/manifest.parquet", "--rev",
+        "clone-v1", "-o", str(consumer / "manifest.parquet"))
+    theirs = pd.read_parquet(consumer / "manifest.parquet")
+    theirs = theirs[(theirs["split"] == "train") & (theirs["source"] == "real")]
+    assert theirs.groupby("class_name").size().tolist() == [6, 6, 6]
     card = json.loads(prefect("artifact", "inspect", "dataset-card", "-o", "json").stdout)
     assert "Training images per class and source" in card[0]["data"]
     grid = json.loads(prefect("artifact", "inspect", "data-models-generator-samples-png", "-o", "json").stdout)

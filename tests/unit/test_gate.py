@@ -115,3 +115,36 @@ def test_a_missing_evaluation_is_named(repo):
     root, _ = repo
     with pytest.raises(VersionError, match="evaluate.json: missing.*version.gate.enabled: false"):
         version.run(params(), cwd=root)
+
+
+def test_a_passing_gate_tags_the_version_and_pushes_the_tag_to_the_git_remote(repo, tmp_path_factory):
+    root, pushed = repo
+    origin = tmp_path_factory.mktemp("origin")
+    git(origin, "init", "-q", "--bare")
+    git(root, "remote", "add", "origin", str(origin))
+    (root / paths.METRICS).mkdir()
+    (root / paths.metrics_file("evaluate")).write_text(json.dumps(report(real=0.7, real_synthetic=0.8)))
+    settings = validate({"prepare": {"source": {"kind": "idx", "path": "x"}}, "version": {"git_remote": "origin"}})
+    out = version.run(settings, cwd=root)
+    assert out == {"tag": "dataset-v2", "created": True, "data": "new.dir"} and pushed == [None]
+    assert git(origin, "tag", "--list").split() == ["dataset-v2"]
+    assert git(origin, "rev-parse", "dataset-v2^{commit}") == git(root, "rev-parse", "HEAD")
+    assert "new.dir" in git(origin, "show", "dataset-v2:dvc.lock")
+
+
+def test_a_tag_the_git_remote_refuses_stays_here_with_the_fix(repo):
+    root, _ = repo
+    settings = validate({"prepare": {"source": {"kind": "idx", "path": "x"}},
+                         "version": {"git_remote": "nowhere", "gate": {"enabled": False}}})
+    with pytest.raises(VersionError, match=r"dataset-v2 was tagged here, but pushing it to git remote 'nowhere' "
+                                           r"failed.*git push nowhere dataset-v2"):
+        version.run(settings, cwd=root)
+    assert "dataset-v2" in git(root, "tag", "--list").split()
+
+
+def test_a_workspace_that_does_not_match_dvc_lock_is_not_versioned(repo, monkeypatch):
+    root, pushed = repo
+    monkeypatch.setattr(version, "dvc_json", lambda cwd, *args: {"evaluate": [{"changed outs": {}}]})
+    with pytest.raises(VersionError, match=r"does not match dvc.lock for \['evaluate'\]: run `dvc repro` first"):
+        version.run(params(enabled=False), cwd=root)
+    assert git(root, "tag", "--list").split() == ["dataset-v1"] and pushed == []
