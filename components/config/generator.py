@@ -84,6 +84,8 @@ class TrainGeneratorParams(Section):
     grid_columns: int = Field(10, ge=1)                  # samples per class in each sample grid
     divergence_patience: int = Field(500, ge=1)          # steps with D right on every real and fake image
     compile: bool = False
+    # processes that train together (torchrun, DDP; the cVAE only): one per GPU, or on the CPU; 1: this process
+    nproc: int = Field(1, ge=1, le=64)
     cvae: CvaeParams = CvaeParams()
 
     @field_validator("betas")
@@ -92,6 +94,13 @@ class TrainGeneratorParams(Section):
         if not all(0 <= b < 1 for b in betas):
             raise ValueError("Adam betas must each lie in [0, 1)")
         return betas
+
+    @model_validator(mode="after")
+    def _batch_splits_over_processes(self) -> "TrainGeneratorParams":
+        if self.cvae.batch_size % self.nproc:
+            raise ValueError(f"train_generator.cvae.batch_size ({self.cvae.batch_size}) must be a multiple of "
+                             f"train_generator.nproc ({self.nproc}): each process takes an equal slice of a batch")
+        return self
 
     @model_validator(mode="after")
     def _checkpoints_on_log_steps(self) -> "TrainGeneratorParams":

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from components import ranks
 from components.config.generator import GeneratorParams
 from components.models import model_file
 from components.models.cgan import MISSING, kernel, norm, sides, widths
@@ -130,7 +131,7 @@ def reconstruction_nll(logits: torch.Tensor, images: torch.Tensor, likelihood: s
         nll = F.binary_cross_entropy_with_logits(logits, (images + 1) / 2, reduction="none")
         return nll.flatten(1).sum(dim=1)
     squared = (to_image(logits) - images) ** 2
-    sigma = squared.mean().detach().sqrt().clamp_min(MIN_SIGMA)
+    sigma = ranks.mean(squared.mean().detach()).sqrt().clamp_min(MIN_SIGMA)  # the global batch's, under torchrun
     per_pixel = squared / (2 * sigma ** 2) + torch.log(sigma) + 0.5 * math.log(2 * math.pi)
     return per_pixel.flatten(1).sum(dim=1)
 

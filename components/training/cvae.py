@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components import paths
+from components import paths, ranks
 from components.config.generator import GeneratorParams, TrainGeneratorParams
 from components.generation.sample import class_grid
 from components.plots import save_grid
@@ -30,8 +30,8 @@ def train_cvae(images: np.ndarray, labels: np.ndarray, class_names: list[str], g
     model = cvae.build(gp, len(class_names), images.shape[-1], seed)
 
     def batch_metrics(m: cvae.CVAE, rng: torch.Generator, step: int) -> torch.Tensor:
-        x, y, _ = data.batch(tp.batch_size, rng)
-        eps = torch.randn(len(y), gp.latent_dim, generator=rng, device=device)
+        x, y, _ = data.batch(tp.batch_size, rng)   # under torchrun: this rank's slice, of latents too
+        eps = ranks.my_slice(torch.randn(tp.batch_size, gp.latent_dim, generator=rng, device=device))
         logits, mean, logvar = m(x, y, eps)
         recon = cvae.reconstruction_nll(logits, x, tp.likelihood).mean()
         kl = cvae.kl_divergence(mean, logvar).mean()
@@ -48,6 +48,8 @@ def train_cvae(images: np.ndarray, labels: np.ndarray, class_names: list[str], g
     posterior = None if tp.prior == "standard" else \
         cvae.encode(model, *data.take(torch.arange(len(data), device=device)), tp.prior)
     cvae.set_posterior(model.decoder, posterior)
+    if not ranks.is_main():
+        return summary
     checkpoint.save(run_dir / paths.GENERATOR_FILE, {**cvae.export(model, gp, class_names, summary["steps"], posterior),
                                       "seed": seed})
     picture(model, run_dir / paths.GENERATOR_GRID)

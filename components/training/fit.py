@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from components import ranks
 from components.config.training import FitParams
 from components.device import autocast
 from components.errors import DataError, DivergenceError
@@ -68,6 +69,7 @@ def loop(step_fn: Step, run: RunDir, key: str, states: dict[str, Stateful], rng:
     step it resumed from. `states` (with `rng`) is what a checkpoint holds; `picture(step)` draws the step's
     picture after each checkpoint; `fix` ends the divergence error (what to change)."""
     step = first_step = run.resume(key, steps, states, rng)
+    ranks.barrier()  # every rank has read the checkpoint before the first one changes the folder
     run.remove_finals()  # a run that fails leaves no final model behind
     device = rng.device
     sums = torch.zeros(len(run.columns) - 1, device=device)
@@ -94,10 +96,11 @@ def loop(step_fn: Step, run: RunDir, key: str, states: dict[str, Stateful], rng:
                 count, interval_start = 0, now
             if step % params.checkpoint_every == 0 or step == steps:
                 run.save_checkpoint(step, key, states, rng, params.keep_checkpoints)
-                if picture is not None:
+                if picture is not None and ranks.is_main():
                     picture(step)
                 log.info("%s: step %d/%d: %s, %.0f img/s", name, step, steps,
                          ", ".join(f"{k} {v:.4g}" for k, v in last.items()), speed)
+    ranks.barrier()  # the last metrics row and checkpoint are written before any rank reads them
     seconds = time.perf_counter() - started
     if step > first_step:
         log.info("%s: trained %d steps in %.1f s (%.0f img/s)%s", name, step - first_step, seconds,
@@ -111,9 +114,11 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
         name: str, picture: Callable[[torch.nn.Module, Path], None] | None = None) -> tuple[torch.nn.Module, dict]:
     """Train `model` on the loss `batch_metrics(model, rng, step)[0]` for params.steps (resuming from run_dir's
     last checkpoint); returns the trained model (its EMA when params.ema_decay is set, in eval mode) and a
-    summary. The caller writes its final files (`finals`) afterwards."""
+    summary. The caller writes its final files (`finals`) afterwards. Under torchrun (components/ranks.py)
+    each rank takes its slice of every batch and DDP averages the gradients."""
     run = RunDir(run_dir, metrics, finals)
     model = model.to(device)
+    trained = torch.nn.parallel.DistributedDataParallel(model) if ranks.world() > 1 else model
     ema = copy.deepcopy(model).requires_grad_(False) if params.ema_decay is not None else None
     optimizer = OPTIMIZERS[params.optimizer](model.parameters(), lr=params.lr, betas=params.betas,
                                              weight_decay=params.weight_decay, fused=device.type == "cuda")
@@ -121,20 +126,21 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
     states = {"model": model, "optimizer": optimizer, **({"ema": ema} if ema is not None else {})}
     # Everything that shapes the weights; the device type too (CPU and CUDA differ in numerics).
     key = json.dumps({**fingerprint, "fit": params.model_dump(mode="json", exclude=params.not_shaping()), "seed": seed,
-                      "device": device.type}, sort_keys=True, default=str)
+                      "device": device.type, **({"world": ranks.world()} if ranks.world() > 1 else {})},
+                     sort_keys=True, default=str)
 
     def step_fn(rng: torch.Generator, step: int) -> torch.Tensor:
         model.train()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(params, step)
         with autocast(device):
-            values = batch_metrics(model, rng, step).float()
+            values = batch_metrics(trained, rng, step).float()
         optimizer.zero_grad(set_to_none=True)
         values[0].backward()
         optimizer.step()
         if ema is not None:
             update_ema(ema, model, params.ema_decay, step)
-        return values
+        return ranks.mean(values)  # what the ranks saw together: the same log and divergence verdict on each
 
     def draw(step: int) -> None:
         picture((ema or model).eval(), run.sample_path(step))
@@ -218,8 +224,8 @@ class DeviceImages:
         return len(self.labels)
 
     def batch(self, size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images in [-1, 1], labels, the drawn indices)."""
-        index = torch.randint(len(self.labels), (size,), generator=rng, device=self.device)
+        """(images in [-1, 1], labels, the drawn indices): under torchrun, this rank's slice of the batch."""
+        index = ranks.my_slice(torch.randint(len(self.labels), (size,), generator=rng, device=self.device))
         return *self.take(index), index
 
     def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

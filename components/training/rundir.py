@@ -5,7 +5,8 @@
   samples/step-NNNNNNN.png     a picture per checkpoint, when the trainer draws one
   <final files>                written by the trainer only when training finished
 
-A checkpoint is resumed only when its fingerprint (everything that shapes the weights) matches.
+A checkpoint is resumed only when its fingerprint (everything that shapes the weights) matches. Under torchrun
+every rank reads the folder, rank 0 alone writes it.
 """
 
 import csv
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
+from components import ranks
 from components.data.atomic import atomic_file
 from components.training import checkpoint
 
@@ -63,6 +65,8 @@ class RunDir:
 
     def save_checkpoint(self, step: int, fingerprint: str, states: dict[str, Stateful], rng: torch.Generator,
                         keep: int) -> None:
+        if not ranks.is_main():
+            return
         saved = {key: obj.state_dict() for key, obj in states.items()}
         saved.update(step=step, fingerprint=fingerprint, rng=checkpoint.rng_states(rng))
         checkpoint.save(self.root / CHECKPOINTS / checkpoint.name(step), saved)
@@ -73,6 +77,8 @@ class RunDir:
 
     def clear(self) -> None:
         """Remove what an earlier, different run left here."""
+        if not ranks.is_main():
+            return
         shutil.rmtree(self.root / CHECKPOINTS, ignore_errors=True)
         shutil.rmtree(self.root / SAMPLES, ignore_errors=True)
         for name in (METRICS_CSV, *self.finals):
@@ -80,11 +86,15 @@ class RunDir:
 
     def remove_finals(self) -> None:
         """A run that starts (or resumes) has no final files until it finishes."""
+        if not ranks.is_main():
+            return
         for name in self.finals:
             (self.root / name).unlink(missing_ok=True)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         """Append one row to metrics.csv (the header first when the file is new)."""
+        if not ranks.is_main():
+            return
         new = not self.metrics_csv.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.metrics_csv, "a", newline="") as fh:
@@ -95,7 +105,7 @@ class RunDir:
 
     def truncate_metrics(self, step: int) -> None:
         """Drop rows logged after `step` (a killed run logs past its last checkpoint)."""
-        if not self.metrics_csv.exists():
+        if not ranks.is_main() or not self.metrics_csv.exists():
             return
         with open(self.metrics_csv, newline="") as fh:
             rows = list(csv.reader(fh))

@@ -1,0 +1,115 @@
+"""train_generator.nproc: 2 on the CPU (torchrun --standalone, gloo): the stage trains the same cVAE as one
+process (weights within 1e-5), a 2-process run stopped and resumed ends as a straight one, and a NaN on one
+rank stops both with the usual divergence message. Every torchrun runs under a timeout: a hung rank fails the
+test instead of the suite."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from components import paths
+from components.stages import prepare
+from tests.quality_data import FASHION_MNIST, small_params
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 240
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+ENV = {"GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+
+SCRIPT = """
+import hashlib, logging, sys
+import numpy as np, torch
+from pathlib import Path
+from components import ranks
+from components.config.generator import GeneratorParams, TrainGeneratorParams
+from components.config.training import FitParams
+from components.errors import DivergenceError
+from components.training.cvae import train_cvae
+from components.training.fit import fit
+
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+case, run_dir, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+cpu = ranks.join(torch.device("cpu"))
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (48, 16, 16, 1), dtype=np.uint8)
+labels = np.arange(48) % 3
+try:
+    if case == "cvae":
+        loop = dict(steps=steps, batch_size=8, checkpoint_every=10, log_every=5, keep_checkpoints=2)
+        arch = GeneratorParams(kind="cvae", size=16, latent_dim=8, width=8, embed_dim=4)
+        train_cvae(images, labels, ["a", "b", "c"], arch, TrainGeneratorParams(cvae=loop, nproc=2), 0, cpu, run_dir)
+        if ranks.is_main():
+            state = torch.load(run_dir / "generator.pt", weights_only=True)["state_dict"]
+            print("weights", hashlib.sha256(b"".join(t.numpy().tobytes() for t in state.values())).hexdigest())
+    else:  # a NaN loss on rank 1 alone, from step 3
+        model = torch.nn.Linear(4, 1)
+        def batch_metrics(m, g, step):
+            loss = m(torch.randn(4, 4, generator=g)).pow(2).mean()
+            return torch.stack([loss * float("nan") if ranks.rank() == 1 and step >= 3 else loss])
+        fit(model, batch_metrics, ("loss",), FitParams(steps=20, batch_size=4, log_every=5, checkpoint_every=5), 0,
+            cpu, run_dir, {}, (), "nan test")
+except DivergenceError as exc:
+    print(f"rank {ranks.rank()} stopped: {exc}", flush=True)
+    sys.exit(3)
+finally:
+    ranks.leave()
+"""
+
+
+def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    script = cwd / "train.py"
+    script.write_text(SCRIPT)
+    return subprocess.run(["timeout", str(TIMEOUT), *TORCHRUN, str(script), *args], cwd=cwd, env=ENV, text=True,
+                          capture_output=True, timeout=TIMEOUT + 30)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_two_processes_train_the_stage_s_cvae_as_one_does(tmp_path, monkeypatch):
+    if not FASHION_MNIST.is_dir():
+        pytest.skip("needs the Fashion-MNIST package")
+    tiny = {"generator": {"kind": "cvae", "size": 28, "latent_dim": 8, "width": 8, "embed_dim": 4},
+            "upscale": {"factor": 1}}
+    runs = {}
+    for nproc in (1, 2):
+        root = tmp_path / f"nproc{nproc}"
+        root.mkdir()
+        monkeypatch.chdir(root)
+        params = small_params(**tiny, train_generator={
+            "nproc": nproc, "cvae": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5}})
+        prepare.run(params)
+        (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+        result = subprocess.run(["timeout", str(TIMEOUT), sys.executable, "-m", "components", "train_generator"],
+                                cwd=root, env=ENV, text=True, capture_output=True, timeout=TIMEOUT + 30)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        runs[nproc] = weights(root / paths.GENERATOR / paths.GENERATOR_FILE)
+        if nproc == 2:
+            assert "2 processes" in result.stdout
+    assert runs[1].keys() == runs[2].keys()
+    for name in runs[1]:
+        assert torch.allclose(runs[1][name].float(), runs[2][name].float(), atol=1e-5, rtol=0), name
+
+
+def test_a_stopped_two_process_run_resumes_to_the_straight_run_s_weights(tmp_path):
+    straight = torchrun("cvae", str(tmp_path / "straight"), "20", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    first = torchrun("cvae", str(tmp_path / "resumed"), "10", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = torchrun("cvae", str(tmp_path / "resumed"), "20", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "(step 10)" in resumed.stdout + resumed.stderr  # resumed from its checkpoint, not from scratch
+    digest = [line for line in straight.stdout.splitlines() if line.startswith("weights")]
+    assert digest and digest == [line for line in resumed.stdout.splitlines() if line.startswith("weights")]
+
+
+def test_a_nan_on_one_rank_stops_both_with_the_divergence_message(tmp_path):
+    result = torchrun("nan", str(tmp_path / "run"), "0", cwd=tmp_path)
+    assert result.returncode != 0
+    for rank in (0, 1):
+        assert f"rank {rank} stopped: nan test diverged by step 5: a loss became NaN or infinite" in result.stdout
