@@ -30,16 +30,32 @@ def read_image(path: Path) -> Image.Image:
     """Decode the whole file now (so a truncated file fails here) into an 8-bit L or RGB image."""
     try:
         with Image.open(path) as img:
+            check_pixel_count(img)
             img.load()
             return to_8bit(img)
+    except BadImage:
+        raise
     except FileNotFoundError as e:
         raise BadImage("file not found") from e
+    except IsADirectoryError as e:
+        raise BadImage("a folder, not an image file") from e
     except UnidentifiedImageError as e:
         raise BadImage("not an image Pillow can read") from e
     # Pillow's decoders report corrupt data with many exception types (OSError, SyntaxError,
     # ValueError, DecompressionBombError, ...); each one means this file cannot be used.
     except Exception as e:
         raise BadImage(f"corrupt or truncated image ({e})") from e
+
+
+def check_pixel_count(img: Image.Image) -> None:
+    """Refuse, before decoding, an image whose header claims more pixels than Pillow's decompression-bomb limit
+    (a small file that would decode to gigabytes): Pillow itself only warns up to twice that limit."""
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = img.size
+    if limit and width * height > limit:
+        raise BadImage(f"too large to decode: {width} x {height} = {width * height:,} pixels, more than the "
+                       f"{limit:,} allowed (a decompression bomb, or a huge photo: shrink it to a few hundred "
+                       "pixels a side)")
 
 
 def to_8bit(img: Image.Image) -> Image.Image:

@@ -386,6 +386,9 @@ def relative_paths(root: Path, values: list[str], column: str, path: Path) -> li
     base = root.resolve()
     out = []
     for row, value in enumerate(values):
+        if "\x00" in value:
+            raise DataError(f"{path}: row {row} (counted from 0): {column} {value!r} holds a NUL character, which "
+                            "no file name can; fix that row")
         full = (base / value).resolve()
         if not full.is_relative_to(base):
             raise DataError(f"{path}: row {row} (counted from 0): {column} {value!r} resolves to {full}, "

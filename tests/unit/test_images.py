@@ -21,6 +21,17 @@ def test_truncated_files_are_bad(tmp_path, name):
         read_image(path)
 
 
+def test_an_image_past_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch):
+    """A decompression bomb is a small file whose header claims a huge image: named as too large, not corrupt.
+    The limit is lowered here so that the test does not need gigabytes."""
+    path = write_image(tmp_path / "bomb.png", width=100, height=50, mode="L")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)
+    with pytest.raises(BadImage, match=r"too large to decode: 100 x 50 = 5,000 pixels, more than the 4,000 allowed"):
+        read_image(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
+    assert read_image(path).size == (100, 50)
+
+
 def test_non_image_and_missing_files_are_bad(tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not pixels")
