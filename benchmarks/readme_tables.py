@@ -90,15 +90,21 @@ def coverage_table() -> str:
 
 
 def imbalance_table() -> str:
-    run = load("imbalanced-100-seed0.json")["budgets"][0]
-    rare = run.get("rare_classes") or []
-    lines = ["| arm | balanced accuracy (test) | val | " + " | ".join(f"recall {c}" for c in rare) + " | lift |",
-             "|---|---:|---:|" + "---:|" * len(rare) + "---:|"]
-    best = max((a for a in run["arms"] if "synthetic" not in a), key=lambda a: run["arms"][a]["mean"])
-    for arm, entry in sorted(run["arms"].items(), key=lambda item: ORDER.index(item[0])):
-        lift = f"{entry['mean'] - run['arms'][best]['mean']:+.4f}" if "synthetic" in arm else \
+    """The rare-class case: the non-synthetic arms once, each synthetic arm with hard and with soft labels."""
+    runs = {"hard": load("imbalanced-100-seed0-hard-labels.json")["budgets"][0],
+            "soft": load("imbalanced-100-seed0.json")["budgets"][0]}
+    rare = runs["soft"].get("rare_classes") or []
+    lines = ["| arm | labels | balanced accuracy (test) | val | " + " | ".join(f"recall {c}" for c in rare)
+             + " | lift |", "|---|---|---:|---:|" + "---:|" * len(rare) + "---:|"]
+    plain = runs["soft"]["arms"]
+    best = max((a for a in plain if "synthetic" not in a), key=lambda a: plain[a]["mean"])
+    rows = [(arm, "", entry) for arm, entry in plain.items() if "synthetic" not in arm]
+    rows += [(arm, labels, entry) for labels, run in runs.items() for arm, entry in run["arms"].items()
+             if "synthetic" in arm]
+    for arm, labels, entry in sorted(rows, key=lambda row: (ORDER.index(row[0]), row[1])):
+        lift = f"{entry['mean'] - plain[best]['mean']:+.4f}" if "synthetic" in arm else \
             ("(baseline)" if arm == best else "")
-        lines.append(f"| `{arm}` | {entry['mean']:.4f} ± {entry['std']:.4f} | {entry['val']:.4f} | "
+        lines.append(f"| `{arm}` | {labels} | {entry['mean']:.4f} ± {entry['std']:.4f} | {entry['val']:.4f} | "
                      + "".join(f"{entry['recall'][c]:.3f} | " for c in rare) + f"{lift} |")
     return "\n".join(lines)
 
