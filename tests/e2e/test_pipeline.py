@@ -6,6 +6,7 @@ The project is reproduced once; each test that starts from it gets its own copy,
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -67,12 +68,13 @@ def test_denoise_on_cleans_and_scores_the_samples(project):
     assert {"noisy", "median", "nl_means", "denoiser"} <= set(measured)
 
 
-def test_cvae_with_denoise_off(tmp_path):
+def test_cvae_with_denoise_off(project):
     """generator.kind cvae in params is all it takes (with params.yaml's cVAE recipe: the interpolated prior);
     denoise.strength 0 passes the samples through unchanged."""
-    root = make_project(tmp_path / "cvae", remote=tmp_path / "remote",
-                        overrides={"generator.kind": "cvae", "denoise.strength": 0.0})
-    dvc(root, "repro", "assemble")
+    root, _ = project
+    set_params(root, {"generator.kind": "cvae", "denoise.strength": 0.0})
+    out = dvc(root, "repro", "assemble")
+    assert "Running stage 'train_generator'" in out.stdout and "Running stage 'train_judge'" not in out.stdout
     assert (root / "data/models/generator/metrics.csv").read_text().startswith("step,loss,recon,kl\n")
     saved = torch.load(root / "data/models/generator/generator.pt", weights_only=True)
     train = pd.read_parquet(root / "data/prepared/manifest.parquet").query("split == 'train'")
@@ -156,16 +158,22 @@ def test_version_tags_once_and_a_consumer_gets_it_back(project, tmp_path):
     assert "no new version" in again.stdout
     assert run(root, "git", "tag", "--list").stdout.split() == ["dataset-v1"]
 
-    # A consumer: dvc get (from the remote, in a fresh clone DVC makes) and the Python loaders.
-    dvc(tmp_path, "get", str(root), "data/augmented", "--rev", "dataset-v1", "-o", "got")
+    # A consumer: dvc get and the Python loaders, through a file:// URL (a git clone, as from a server) and with
+    # the project's DVC cache gone, so the bytes can only come from what `version` pushed to the remote.
+    shutil.rmtree(root / ".dvc/cache")
+    url = (root / "").as_uri()
+    dvc(tmp_path, "get", url, "data/augmented", "--rev", "dataset-v1", "-o", "got")
     got = pd.read_parquet(tmp_path / "got/manifest.parquet")
     original = pd.read_parquet(root / "data/augmented/manifest.parquet")
     pd.testing.assert_frame_equal(got, original)
+    shards = sorted((root / "data/augmented").rglob("*.npy"))
+    assert shards and all((tmp_path / "got" / p.relative_to(root / "data/augmented")).read_bytes() == p.read_bytes()
+                          for p in shards)
 
     from components.data.torch_dataset import ImageDataset
     from components.data.versions import export_imagefolder, load_version
 
-    version = load_version(rev="dataset-v1", repo=str(root), dest=tmp_path / "loaded")
+    version = load_version(rev="dataset-v1", repo=url, dest=tmp_path / "loaded")
     assert len(version.manifest) == len(original)
     dataset = ImageDataset(version, split="train")
     image, label = dataset[0]
@@ -174,6 +182,21 @@ def test_version_tags_once_and_a_consumer_gets_it_back(project, tmp_path):
     count = export_imagefolder(version, tmp_path / "folder", split="train")
     assert count == 33 + 30  # 11 real and 10 generated images a class
     assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["Bag", "Sneaker", "Trouser"]
+
+
+def test_a_failed_dvc_push_versions_nothing_and_says_how_to_fix_it(project):
+    """A default remote that cannot take the data (a path under a file): version stops before it commits or
+    tags, exits 2 with DVC's reason and the fix; with a working remote the same command versions as usual."""
+    root, _ = project
+    head = run(root, "git", "rev-parse", "HEAD").stdout
+    dvc(root, "remote", "add", "--force", "-d", "broken", "/dev/null/remote")
+    failed = run(root, sys.executable, "-m", "components", "version", check=False)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert "dvc push failed" in failed.stderr and "dvc remote add -d" in failed.stderr
+    assert run(root, "git", "tag", "--list").stdout.split() == []
+    assert run(root, "git", "rev-parse", "HEAD").stdout == head
+    dvc(root, "remote", "default", "local")
+    assert "created dataset version dataset-v1" in run(root, sys.executable, "-m", "components", "version").stdout
 
 
 def test_killed_repro_resumes_training_to_the_same_generator(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.project import dvc, make_project, run
+from tests.project import dvc, run
 
 pytestmark = pytest.mark.e2e
 BUCKET = "genaug"
@@ -59,12 +59,11 @@ def s3dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedPro
     return run(root, sys.executable, "-m", "dvc", *args, check=check, extra_env=CREDENTIALS)
 
 
-def test_push_pull_load_and_a_second_clone_through_s3(s3, tmp_path, monkeypatch):
-    root = make_project(tmp_path / "project", remote=tmp_path / "unused-local-remote")
+def test_push_pull_load_and_a_second_clone_through_s3(s3, project, tmp_path, monkeypatch):
+    root, _ = project   # reproduced once for the session; its outputs go to S3 from here
     dvc(root, "remote", "add", "--force", "-d", "s3", f"s3://{BUCKET}/store")
     dvc(root, "remote", "modify", "s3", "endpointurl", s3)
     run(root, "git", "commit", "-q", "-am", "an S3 remote")
-    s3dvc(root, "repro")
     made = run(root, sys.executable, "-m", "components", "version", extra_env=CREDENTIALS)  # pushes, commits, tags
     assert "created dataset version dataset-v1" in made.stdout
     s3dvc(root, "push", "--run-cache")
