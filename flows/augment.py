@@ -9,12 +9,14 @@ dvc.lock ends as `dvc repro` writes it.
 """
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.concurrency.sync import concurrency
 from prefect.states import Completed
 
 from components import paths, pipeline
@@ -30,13 +32,20 @@ STAGE_RETRIES = int(os.environ.get("GENAUG_STAGE_RETRIES", "1"))
 
 
 @task(retries=STAGE_RETRIES, retry_delay_seconds=5)
-def run_stage(cwd: Path, stage: str):
+def run_stage(cwd: Path, stage: str, limit: str | None = None):
     logger = get_run_logger()
     if pipeline.is_up_to_date(cwd, stage):
         logger.info("stage %s is up to date: skipped", stage)
         return Completed(message="skipped: up to date")
-    pipeline.repro_stage(cwd, stage, on_line=logger.info)
+    with occupying(limit):
+        pipeline.repro_stage(cwd, stage, on_line=logger.info)
     return Completed(message="ran")
+
+
+def occupying(limit: str | None):
+    """One slot of the Prefect global concurrency limit `limit` while a stage works (none: no limit). Strict:
+    a limit that does not exist fails the stage, rather than letting every flow on the box run unlimited."""
+    return concurrency(limit, occupy=1, strict=True) if limit else nullcontext()
 
 
 @task
@@ -79,15 +88,19 @@ def version_dataset(cwd: Path, tag: str | None) -> dict:
 
 @flow(name="augment", log_prints=True)
 def augment(overrides: dict[str, Any] | None = None, make_version: bool = True,
-            tag: str | None = None, repo_dir: str = ".", max_parallel: int | None = None) -> dict | None:
+            tag: str | None = None, repo_dir: str = ".", max_parallel: int | None = None,
+            concurrency_limit: str | None = None) -> dict | None:
     """Run the pipeline; `overrides` maps dotted params keys to values, written into params.yaml;
-    `max_parallel`: stages at once (default: the machine's CPU cores, at most 4)."""
+    `max_parallel`: stages at once (default: the machine's CPU cores, at most 4); `concurrency_limit`: a Prefect
+    global concurrency limit that every working stage holds a slot of (shared by all flows on a GPU box: create
+    it first, `prefect gcl create genaug-gpu --limit 1`; one that does not exist fails the stage)."""
     cwd = Path(repo_dir).resolve()
     with hold(cwd, "the Prefect flow augment"):  # the stages it starts inherit the lock
         pipeline.apply_overrides(cwd, overrides)
         order, before = pipeline.stage_order(cwd), pipeline.lock_stages(cwd)
         try:
-            run_stages(cwd, order, pipeline.stage_predecessors(cwd), max_parallel or default_parallel())
+            run_stages(cwd, order, pipeline.stage_predecessors(cwd), max_parallel or default_parallel(),
+                       limit=concurrency_limit)
         finally:
             pipeline.restore_lock_order(cwd, before, order)
         publish(cwd)
@@ -95,10 +108,10 @@ def augment(overrides: dict[str, Any] | None = None, make_version: bool = True,
 
 
 def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], max_parallel: int,
-               stage_task=run_stage) -> None:
+               stage_task=run_stage, limit: str | None = None) -> None:
     """Submit `stage_task` for each stage (in `order`) once its predecessors are done, keeping at most
-    `max_parallel` running; a failed stage stops new submissions, lets the running ones finish, and fails the
-    flow."""
+    `max_parallel` running, each holding a slot of the global concurrency limit `limit` while it works; a failed
+    stage stops new submissions, lets the running ones finish, and fails the flow."""
     pending, submitted, running, done = list(order), {}, {}, set()
     while pending or running:
         for stage in [s for s in pending if predecessors[s] <= done][:max_parallel - len(running)]:
@@ -106,7 +119,7 @@ def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], m
             task_run = stage_task.with_options(name=stage, task_run_name=stage)
             # wait_for: already done, but it draws the DAG's edges in the Prefect UI
             submitted[stage] = running[stage] = task_run.submit(
-                cwd, stage, wait_for=[submitted[p] for p in predecessors[stage] if p in submitted])
+                cwd, stage, limit, wait_for=[submitted[p] for p in predecessors[stage] if p in submitted])
         if not running:
             raise RuntimeError(f"stages {pending} wait on stages that never run: {predecessors}")
         finished = next(as_completed(list(running.values())))

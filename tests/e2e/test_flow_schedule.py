@@ -1,6 +1,7 @@
 """The flow's stage scheduling (flows/augment.py: run_stages) on a real Prefect flow run (a temporary server):
 a stage starts only after the stages it depends on ended, independent stages overlap, never more than
-max_parallel at once, and a failed stage fails the flow after the running ones finish."""
+max_parallel at once, nor more than a global concurrency limit's slots (a missing limit is an error), and a
+failed stage fails the flow after the running ones finish."""
 
 import threading
 import time
@@ -9,7 +10,7 @@ import pytest
 from prefect import flow, task
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.augment import run_stages
+from flows.augment import occupying, run_stages
 
 pytestmark = pytest.mark.e2e  # starts a Prefect server: with the end-to-end tests
 
@@ -22,18 +23,19 @@ lock = threading.Lock()
 
 
 @task
-def fake_stage(cwd, stage: str) -> None:
-    start = time.monotonic()
-    time.sleep(0.5)
-    if stage == cwd:  # cwd names the stage to fail
-        raise RuntimeError(f"stage {stage} failed")
-    with lock:
-        spans[stage] = (start, time.monotonic())
+def fake_stage(cwd, stage: str, limit: str | None = None) -> None:
+    with occupying(limit):  # as run_stage holds it while the stage works
+        start = time.monotonic()
+        time.sleep(0.5)
+        if stage == cwd:  # cwd names the stage to fail
+            raise RuntimeError(f"stage {stage} failed")
+        with lock:
+            spans[stage] = (start, time.monotonic())
 
 
 @flow
-def schedule(max_parallel: int, failing: str = "") -> None:
-    run_stages(failing, ORDER, PREDECESSORS, max_parallel, stage_task=fake_stage)
+def schedule(max_parallel: int, failing: str = "", limit: str | None = None) -> None:
+    run_stages(failing, ORDER, PREDECESSORS, max_parallel, stage_task=fake_stage, limit=limit)
 
 
 def most_at_once() -> int:
@@ -66,3 +68,17 @@ def test_a_failed_stage_fails_the_flow_and_starts_nothing_after_it(server):
     with pytest.raises(RuntimeError, match="stage t1 failed"):
         schedule(3, failing="t1")
     assert "last" not in spans and {"t2", "t3"} <= set(spans)  # the running ones finished
+
+
+def test_a_global_concurrency_limit_caps_stages_across_the_flow_and_must_exist(server):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    spans.clear()
+    with pytest.raises(Exception, match="genaug-gpu"):  # strict: not created yet
+        schedule(3, limit="genaug-gpu")
+    assert not spans
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="genaug-gpu", limit=1))
+    schedule(3, limit="genaug-gpu")
+    assert set(spans) == set(ORDER) and most_at_once() == 1  # max_parallel 3, one slot
