@@ -84,7 +84,7 @@ class TrainGeneratorParams(Section):
     grid_columns: int = Field(10, ge=1)                  # samples per class in each sample grid
     divergence_patience: int = Field(500, ge=1)          # steps with D right on every real and fake image
     compile: bool = False
-    # processes that train together (torchrun, DDP; the cVAE only): one per GPU, or on the CPU; 1: this process
+    # processes that train together (torchrun, DDP): one per GPU, or on the CPU; 1: this process
     nproc: int = Field(1, ge=1, le=64)
     cvae: CvaeParams = CvaeParams()
 
@@ -97,9 +97,10 @@ class TrainGeneratorParams(Section):
 
     @model_validator(mode="after")
     def _batch_splits_over_processes(self) -> "TrainGeneratorParams":
-        if self.cvae.batch_size % self.nproc:
-            raise ValueError(f"train_generator.cvae.batch_size ({self.cvae.batch_size}) must be a multiple of "
-                             f"train_generator.nproc ({self.nproc}): each process takes an equal slice of a batch")
+        for key, size in (("batch_size", self.batch_size), ("cvae.batch_size", self.cvae.batch_size)):
+            if size % self.nproc:
+                raise ValueError(f"train_generator.{key} ({size}) must be a multiple of train_generator.nproc "
+                                 f"({self.nproc}): each process takes an equal slice of a batch")
         return self
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ Images are (N, C, H, W) in [-1, 1].
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,10 +19,24 @@ import torch.nn.functional as F
 from components.config.transforms import ClassicParams
 
 
-def augment(x: torch.Tensor, policy: Sequence[str], generator: torch.Generator) -> torch.Tensor:
-    """DiffAugment: the policies in order (any of translation, cutout, color)."""
+class Rows(NamedTuple):
+    """The rows `index` of a batch of `total` images (every draw is made for all `total`, then indexed)."""
+
+    index: torch.Tensor
+    total: int
+
+
+def drawn(x: torch.Tensor, rows: "Rows | None", draw) -> torch.Tensor:
+    """draw(n) for the images of x: n = len(x), or the whole batch's draws at `rows`."""
+    return draw(len(x)) if rows is None else draw(rows.total)[rows.index]
+
+
+def augment(x: torch.Tensor, policy: Sequence[str], generator: torch.Generator,
+            rows: Rows | None = None) -> torch.Tensor:
+    """DiffAugment: the policies in order (any of translation, cutout, color). `rows`: x is these rows of a
+    larger batch (a process's slice under DDP), and gets the draws the whole batch would give those rows."""
     for name in policy:
-        x = POLICIES[name](x, generator)
+        x = POLICIES[name](x, generator, rows=rows)
     return x
 
 
@@ -38,30 +53,37 @@ def classic(x: torch.Tensor, params: ClassicParams, generator: torch.Generator) 
     return x
 
 
-def uniform(x: torch.Tensor, generator: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.rand(len(x), *shape, generator=generator, device=x.device, dtype=x.dtype)
+def uniform(x: torch.Tensor, generator: torch.Generator, *shape: int, rows: Rows | None = None) -> torch.Tensor:
+    return drawn(x, rows, lambda n: torch.rand(n, *shape, generator=generator, device=x.device, dtype=x.dtype))
 
 
-def color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def integers(x: torch.Tensor, generator: torch.Generator, low: int, high: int, rows: Rows | None) -> torch.Tensor:
+    """(N, 1, 1) integers in [low, high), one per image."""
+    return drawn(x, rows, lambda n: torch.randint(low, high, (n, 1, 1), generator=generator, device=x.device))
+
+
+def color(x: torch.Tensor, generator: torch.Generator, rows: Rows | None = None) -> torch.Tensor:
     """Brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5] (saturation is a no-op on grey)."""
-    x = x + (uniform(x, generator, 1, 1, 1) - 0.5)
+    x = x + (uniform(x, generator, 1, 1, 1, rows=rows) - 0.5)
     mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (uniform(x, generator, 1, 1, 1) * 2) + mean
+    x = (x - mean) * (uniform(x, generator, 1, 1, 1, rows=rows) * 2) + mean
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (uniform(x, generator, 1, 1, 1) + 0.5) + mean
+    return (x - mean) * (uniform(x, generator, 1, 1, 1, rows=rows) + 0.5) + mean
 
 
-def translation(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+def translation(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.125,
+                rows: Rows | None = None) -> torch.Tensor:
     """Shift each image by up to `ratio` of its side, filling with zeros (mid-grey)."""
     _, _, h, w = x.shape
-    return shift(x, generator, int(h * ratio + 0.5), int(w * ratio + 0.5), fill=0.0)
+    return shift(x, generator, int(h * ratio + 0.5), int(w * ratio + 0.5), fill=0.0, rows=rows)
 
 
-def shift(x: torch.Tensor, generator: torch.Generator, sh: int, sw: int, fill: float) -> torch.Tensor:
+def shift(x: torch.Tensor, generator: torch.Generator, sh: int, sw: int, fill: float,
+          rows: Rows | None = None) -> torch.Tensor:
     """Shift each image by a whole number of pixels drawn from [-sh, sh] x [-sw, sw]; what comes in is `fill`."""
     n, _, h, w = x.shape
-    dy = torch.randint(-sh, sh + 1, (n, 1, 1), generator=generator, device=x.device)
-    dx = torch.randint(-sw, sw + 1, (n, 1, 1), generator=generator, device=x.device)
+    dy = integers(x, generator, -sh, sh + 1, rows)
+    dx = integers(x, generator, -sw, sw + 1, rows)
     batch, gy, gx = torch.meshgrid(torch.arange(n, device=x.device), torch.arange(h, device=x.device),
                                    torch.arange(w, device=x.device), indexing="ij")
     gy = torch.clamp(gy + dy + 1, 0, h + 1)
@@ -71,13 +93,13 @@ def shift(x: torch.Tensor, generator: torch.Generator, sh: int, sw: int, fill: f
 
 
 def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5, fill: float = 0.0,
-           p: float = 1.0) -> torch.Tensor:
+           p: float = 1.0, rows: Rows | None = None) -> torch.Tensor:
     """Set a square of `ratio` of the side at a random place to `fill`, in each image with probability `p`
     (the square may reach past the border, where it is cut)."""
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=generator, device=x.device)
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=generator, device=x.device)
+    oy = integers(x, generator, 0, h + (1 - ch % 2), rows)
+    ox = integers(x, generator, 0, w + (1 - cw % 2), rows)
     batch, gy, gx = torch.meshgrid(torch.arange(n, device=x.device), torch.arange(ch, device=x.device),
                                    torch.arange(cw, device=x.device), indexing="ij")
     gy = torch.clamp(gy + oy - ch // 2, 0, h - 1)
@@ -85,7 +107,7 @@ def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5, fill
     mask = torch.ones(n, h, w, dtype=x.dtype, device=x.device)
     mask[batch, gy, gx] = 0
     if p < 1:
-        skip = uniform(x, generator) >= p
+        skip = uniform(x, generator, rows=rows) >= p
         mask = torch.where(skip.view(-1, 1, 1), torch.ones_like(mask), mask)
     mask = mask.unsqueeze(1)
     return x * mask + fill * (1 - mask) if fill else x * mask

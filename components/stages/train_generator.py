@@ -4,7 +4,7 @@ on the prepared train split, into data/models/generator.
 The output folder persists between runs (dvc.yaml: persist: true): a killed run resumes from its
 last checkpoint, and raising train_generator.steps continues a finished one.
 
-With train_generator.nproc N > 1 (the cVAE) the stage starts itself N times under torchrun (--standalone, on
+With train_generator.nproc N > 1 the stage starts itself N times under torchrun (--standalone, on
 this machine: one process per GPU, or N on the CPU with gloo) and DDP trains one model: each process takes its
 slice of every batch (components/ranks.py); rank 0 writes the checkpoints and the outputs.
 """
@@ -25,15 +25,14 @@ from components.data.atomic import write_json
 from components.data.manifest import DatasetInfo, read_split
 from components.device import describe, resolve_device
 from components.errors import GenaugError, ParamsError
-from components.models import cvae
 from components.training.generators import KINDS
 
 
 def run(params: Params) -> dict:
     nproc = params.train_generator.nproc
-    if nproc > 1 and params.generator.kind != cvae.KIND:
-        raise ParamsError(f"train_generator.nproc: {nproc} trains the cVAE in {nproc} processes; the "
-                          f"{params.generator.kind} trains in one: set train_generator.nproc: 1, or generator.kind: cvae")
+    if nproc > 1 and params.train_generator.compile:
+        raise ParamsError(f"train_generator.nproc: {nproc} and train_generator.compile: true do not go together "
+                          "(DDP trains the uncompiled models); set one of them back")
     if nproc > 1 and not ranks.launched():
         return launch(params, nproc)
     device = ranks.join(resolve_device(params.device))

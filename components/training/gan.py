@@ -16,14 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from components import paths
+from components import paths, ranks
 from components.config.generator import GeneratorParams, TrainGeneratorParams
 from components.config.training import FitParams
 from components.device import autocast
 from components.generation.sample import class_grid
 from components.plots import save_grid
 from components.models import cgan
-from components.models.augment import augment
+from components.models.augment import Rows, augment
 from components.training import checkpoint
 from components.training.fit import DeviceImages, check_data, loop, update_ema
 from components.training.rundir import RunDir
@@ -57,7 +57,10 @@ def train_gan(images: np.ndarray, labels: np.ndarray, class_names: list[str], ge
     rng = torch.Generator(device).manual_seed(seed + 1)  # seed itself initialised the weights
     watch = DivergenceWatch(tp.divergence_patience, device)
     lecam = LeCam(device)
-    g_train, d_train = (torch.compile(G), torch.compile(D)) if tp.compile else (G, D)
+    if ranks.world() > 1:  # DDP: D's own step through the wrapper; G's step through D itself (see train_step)
+        g_train, d_train = (torch.nn.parallel.DistributedDataParallel(m) for m in (G, D))
+    else:
+        g_train, d_train = (torch.compile(G), torch.compile(D)) if tp.compile else (G, D)
 
     def step_fn(rng: torch.Generator, step: int) -> torch.Tensor:
         return train_step(g_train, d_train, G, ema, opt_g, opt_d, data, rng, tp, step, lecam)
@@ -68,28 +71,32 @@ def train_gan(images: np.ndarray, labels: np.ndarray, class_names: list[str], ge
     loop(step_fn, run, run_fingerprint(gp, tp, seed, class_names, data.digest, device), states, rng, tp.steps, tp,
          "train_generator", FIX, watch,
          picture=lambda step: save_grid(class_grid(ema, seed, tp.grid_columns), run.sample_path(step)))
+    del g_train, d_train  # DDP's wrappers go before the process group does
 
+    summary = {"steps": tp.steps, "final": {k: round(v, 4) for k, v in run.last_logged().items()},
+               "train_images": len(labels), "device": str(device)}
+    if not ranks.is_main():
+        return summary
     checkpoint.save(run_dir / paths.GENERATOR_FILE, {**cgan.export(ema, gp, class_names, tp.steps), "seed": seed})
     save_grid(class_grid(ema, seed, tp.grid_columns), run_dir / paths.GENERATOR_GRID)
     # Only what the weights depend on: timings and resume points go to the log, so that the same
     # params give the same metrics file (and dvc.lock) whichever way the run went.
-    return {
-        "steps": tp.steps,
-        "final": {k: round(v, 4) for k, v in run.last_logged().items()},
-        "train_images": len(labels),
-        "device": str(device),
-        "generator": checkpoint.file_hash(run_dir / paths.GENERATOR_FILE),
-    }
+    return {**summary, "generator": checkpoint.file_hash(run_dir / paths.GENERATOR_FILE)}
 
 
 def train_step(g_train, d_train, G, ema, opt_g, opt_d, data: DeviceImages, rng: torch.Generator,
                tp: TrainGeneratorParams, step: int, lecam: "LeCam") -> torch.Tensor:
-    """One D update then one G update on the same fake batch; returns METRICS as a device tensor."""
+    """One D update then one G update on the same fake batch; returns METRICS as a device tensor. Under DDP
+    (components/ranks.py) the batch, the latents and the DiffAugment draws are this process's rows of the
+    global batch's; the returned metrics are the means over the processes."""
     real, labels, _ = data.batch(tp.batch_size, rng)
-    z = torch.randn(len(labels), G.latent_dim, generator=rng, device=real.device)
+    z = ranks.my_slice(torch.randn(tp.batch_size, G.latent_dim, generator=rng, device=real.device))
+    mine = ranks.my_slice(torch.arange(tp.batch_size, device=real.device))
+    rows_d = None if ranks.world() == 1 else Rows(torch.cat([mine, mine + tp.batch_size]), 2 * tp.batch_size)
+    rows_g = None if ranks.world() == 1 else Rows(mine, tp.batch_size)
     with autocast(real.device):
         fake = g_train(z, labels)
-        both = augment(torch.cat([real, fake.detach()]), tp.diffaugment, rng)
+        both = augment(torch.cat([real, fake.detach()]), tp.diffaugment, rng, rows_d)
         d_real, d_fake = d_train(both, torch.cat([labels, labels])).float().chunk(2)
         loss_d = cgan.d_loss(tp.loss, d_real, d_fake, tp.label_smoothing)
     if tp.lecam:
@@ -98,17 +105,20 @@ def train_step(g_train, d_train, G, ema, opt_g, opt_d, data: DeviceImages, rng: 
     loss_d.backward()
     opt_d.step()
 
-    d_train.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+    # G's step needs gradients through D, not for D's weights; under DDP through D itself, not its wrapper
+    # (whose gradient hooks would wait for a reduction of D's weights that never comes)
+    critic = getattr(d_train, "module", d_train)
+    critic.requires_grad_(False)
     with autocast(real.device):
-        loss_g = cgan.g_loss(tp.loss, d_train(augment(fake, tp.diffaugment, rng), labels))
+        loss_g = cgan.g_loss(tp.loss, critic(augment(fake, tp.diffaugment, rng, rows_g), labels))
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
-    d_train.requires_grad_(True)
+    critic.requires_grad_(True)
 
     update_ema(ema, G, tp.ema_decay, step)
-    return torch.stack([loss_d, loss_g, d_real.mean(), d_fake.mean(),
-                        (d_real > 0).float().mean(), (d_fake < 0).float().mean()]).detach()
+    return ranks.mean(torch.stack([loss_d, loss_g, d_real.mean(), d_fake.mean(),
+                                   (d_real > 0).float().mean(), (d_fake < 0).float().mean()]).detach())
 
 
 class LeCam:
@@ -123,8 +133,8 @@ class LeCam:
         self.fake = torch.zeros((), device=device)
 
     def penalty(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-        self.real.lerp_(d_real.detach().mean(), 1 - self.DECAY)
-        self.fake.lerp_(d_fake.detach().mean(), 1 - self.DECAY)
+        self.real.lerp_(ranks.mean(d_real.detach().mean()), 1 - self.DECAY)  # the global batch's, under DDP
+        self.fake.lerp_(ranks.mean(d_fake.detach().mean()), 1 - self.DECAY)
         return F.relu(d_real - self.fake).pow(2).mean() + F.relu(self.real - d_fake).pow(2).mean()
 
     def state_dict(self) -> dict:
@@ -173,8 +183,9 @@ class DivergenceWatch:
 def run_fingerprint(gp: GeneratorParams, tp: TrainGeneratorParams, seed: int, class_names: list[str],
                     data_digest: str, device: torch.device) -> str:
     """What a checkpoint must match to be resumed: everything that shapes the weights (the device
-    type too: CPU and CUDA differ in numerics and in the trainer's RNG state)."""
+    type too: CPU and CUDA differ in numerics and in the trainer's RNG state; the process count)."""
     other_kinds = {name for name, value in tp if isinstance(value, FitParams)}
-    shaping = tp.model_dump(mode="json", exclude=NOT_SHAPING | other_kinds)
+    shaping = tp.model_dump(mode="json", exclude=NOT_SHAPING | other_kinds | {"nproc"})
     return json.dumps({"generator": gp.model_dump(mode="json"), "train": shaping, "seed": seed,
-                       "class_names": class_names, "data": data_digest, "device": device.type}, sort_keys=True)
+                       "class_names": class_names, "data": data_digest, "device": device.type,
+                       **({"world": ranks.world()} if ranks.world() > 1 else {})}, sort_keys=True)

@@ -30,6 +30,7 @@ from components.config.training import FitParams
 from components.errors import DivergenceError
 from components.training.cvae import train_cvae
 from components.training.fit import fit
+from components.training.gan import train_gan
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 case, run_dir, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
@@ -38,10 +39,15 @@ rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (48, 16, 16, 1), dtype=np.uint8)
 labels = np.arange(48) % 3
 try:
-    if case == "cvae":
-        loop = dict(steps=steps, batch_size=8, checkpoint_every=10, log_every=5, keep_checkpoints=2)
-        arch = GeneratorParams(kind="cvae", size=16, latent_dim=8, width=8, embed_dim=4)
-        train_cvae(images, labels, ["a", "b", "c"], arch, TrainGeneratorParams(cvae=loop, nproc=2), 0, cpu, run_dir)
+    loop = dict(steps=steps, batch_size=8, checkpoint_every=10, log_every=5, keep_checkpoints=2)
+    if case in ("cvae", "gan"):
+        arch = GeneratorParams(kind="cvae" if case == "cvae" else "cgan", size=16, latent_dim=8, width=8, embed_dim=4)
+        if case == "cvae":
+            train_cvae(images, labels, ["a", "b", "c"], arch, TrainGeneratorParams(cvae=loop, nproc=2), 0, cpu,
+                       run_dir)
+        else:  # every DiffAugment policy and LeCam: each must draw and average as one process would
+            tp = TrainGeneratorParams(**loop, nproc=2, diffaugment=["translation", "cutout", "color"], lecam=0.1)
+            train_gan(images, labels, ["a", "b", "c"], arch, tp, 0, cpu, run_dir)
         if ranks.is_main():
             state = torch.load(run_dir / "generator.pt", weights_only=True)["state_dict"]
             print("weights", hashlib.sha256(b"".join(t.numpy().tobytes() for t in state.values())).hexdigest())
@@ -94,6 +100,19 @@ def test_two_processes_train_the_stage_s_cvae_as_one_does(tmp_path, monkeypatch)
     assert runs[1].keys() == runs[2].keys()
     for name in runs[1]:
         assert torch.allclose(runs[1][name].float(), runs[2][name].float(), atol=1e-5, rtol=0), name
+
+
+def test_two_processes_train_the_gan_as_one_does(tmp_path):
+    """The cGAN's two-optimiser step under DDP: D's step through its wrapper, G's through D itself; DiffAugment
+    draws of the global batch, LeCam's averages over both processes."""
+    two = torchrun("gan", str(tmp_path / "two"), "20", cwd=tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run(["timeout", str(TIMEOUT), sys.executable, str(tmp_path / "train.py"), "gan",
+                          str(tmp_path / "one"), "20"], cwd=tmp_path, env=ENV, text=True, capture_output=True)
+    assert one.returncode == 0, one.stderr[-3000:]
+    runs = [weights(tmp_path / name / paths.GENERATOR_FILE) for name in ("one", "two")]
+    for name in runs[0]:
+        assert torch.allclose(runs[0][name].float(), runs[1][name].float(), atol=1e-5, rtol=0), name
 
 
 def test_a_stopped_two_process_run_resumes_to_the_straight_run_s_weights(tmp_path):
