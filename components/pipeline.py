@@ -16,7 +16,7 @@ from typing import Any
 
 
 from components.config import load_params
-from components.dvc_cli import dvc_env, dvc_json
+from components.dvc_cli import dvc_env
 from components.errors import GenaugError
 from components.paths import METRICS, PARAMS
 
@@ -82,26 +82,24 @@ def restore_lock_order(cwd: Path, before: list[str], order: list[str]) -> None:
                 stages[name] = entry
 
 
-def is_up_to_date(cwd: Path, stage: str) -> bool:
-    """True when DVC finds the stage's deps, params and outs as dvc.lock records them (waiting for DVC's lock
-    while another stage's repro holds it)."""
-    return not dvc_json(cwd, "--wait-for-lock", "status", stage)
-
-
-def repro_stage(cwd: Path, stage: str, on_line: Callable[[str], None] = print) -> None:
-    """`dvc repro --single-item <stage>`, passing each output line to `on_line` as it comes. DVC holds its lock
-    only for its bookkeeping, not while the stage's command runs: other stages' repros wait for it, then run
-    at the same time."""
+def repro_stage(cwd: Path, stage: str, on_line: Callable[[str], None] = print) -> bool:
+    """`dvc repro --single-item <stage>`, passing each output line to `on_line` as it comes; True when the stage
+    ran, False when DVC found it up to date (deps, params and outs as dvc.lock records them). DVC holds its lock
+    only for its bookkeeping, not while the stage's command runs: other stages' repros wait for it, then run at
+    the same time."""
     command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
     process = subprocess.Popen(command, cwd=cwd, env=dvc_env(), text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     tail: list[str] = []
+    ran = False
     for line in process.stdout:
         line = line.rstrip()
         on_line(line)
+        ran = ran or line.startswith(f"Running stage '{stage}'")
         tail = (tail + [line])[-20:]
     if process.wait() != 0:
         raise StageError(f"stage {stage} failed (exit {process.returncode}):\n" + "\n".join(tail))
+    return ran
 
 
 def apply_overrides(cwd: Path, overrides: dict[str, Any] | None) -> None:

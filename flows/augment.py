@@ -34,11 +34,11 @@ STAGE_RETRIES = int(os.environ.get("GENAUG_STAGE_RETRIES", "1"))
 @task(retries=STAGE_RETRIES, retry_delay_seconds=5)
 def run_stage(cwd: Path, stage: str, limit: str | None = None):
     logger = get_run_logger()
-    if pipeline.is_up_to_date(cwd, stage):
+    with occupying(limit):  # DVC's check of an up-to-date stage takes a moment of the slot, no more
+        ran = pipeline.repro_stage(cwd, stage, on_line=logger.info)
+    if not ran:
         logger.info("stage %s is up to date: skipped", stage)
         return Completed(message="skipped: up to date")
-    with occupying(limit):
-        pipeline.repro_stage(cwd, stage, on_line=logger.info)
     return Completed(message="ran")
 
 

@@ -71,7 +71,6 @@ def train_gan(images: np.ndarray, labels: np.ndarray, class_names: list[str], ge
     loop(step_fn, run, run_fingerprint(gp, tp, seed, class_names, data.digest, device), states, rng, tp.steps, tp,
          "train_generator", FIX, watch,
          picture=lambda step: save_grid(class_grid(ema, seed, tp.grid_columns), run.sample_path(step)))
-    del g_train, d_train  # DDP's wrappers go before the process group does
 
     summary = {"steps": tp.steps, "final": {k: round(v, 4) for k, v in run.last_logged().items()},
                "train_images": len(labels), "device": str(device)}

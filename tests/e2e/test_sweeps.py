@@ -23,8 +23,9 @@ def test_two_queued_experiments_run_with_two_workers(project):
     root, _ = project
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-q", "-m", "reproduced")
-    for n in (6, 7):
-        dvc(root, "exp", "run", "--queue", "-n", f"n{n}", "-S", f"generate.n={n}")
+    # A param of the last data stage: each experiment re-runs assemble and evaluate, the rest comes from the cache
+    for n in (8, 32):
+        dvc(root, "exp", "run", "--queue", "-n", f"n{n}", "-S", f"assemble.shard_size={n}")
     dvc(root, "queue", "start", "-j", "2")
     deadline = time.monotonic() + 900
     try:
@@ -35,14 +36,14 @@ def test_two_queued_experiments_run_with_two_workers(project):
             time.sleep(1)
     finally:
         dvc(root, "queue", "stop", "--kill", check=False)
-    assert states == {"n6": "Success", "n7": "Success"}, dvc(root, "queue", "logs", "n6", check=False).stdout
+    assert states == {"n8": "Success", "n32": "Success"}, dvc(root, "queue", "logs", "n8", check=False).stdout
     shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
     experiments = {exp["name"]: exp for commit in shown for exp in commit.get("experiments") or []}
-    for n in (6, 7):
+    for n, other in ((8, 32), (32, 8)):
         data = experiments[f"n{n}"]["revs"][0]["data"]
-        assert data["params"]["params.yaml"]["data"]["generate"]["n"] == n
-        # The experiment ran generate with its n: its generated set holds 3 classes x n samples. (Its metrics
-        # files do not reach `dvc exp show`: metrics/ is gitignored and cache: false, so no experiment commit
-        # holds them; the note says so.)
-        assert data["deps"]["data/generated"]["hash"] != experiments[f"n{13 - n}"]["revs"][0]["data"]["deps"][
-            "data/generated"]["hash"]
+        assert data["params"]["params.yaml"]["data"]["assemble"]["shard_size"] == n
+        # The experiment ran assemble with its shard size: its data/augmented differs from the other's. (Its
+        # metrics files do not reach `dvc exp show`: metrics/ is gitignored and cache: false, so no experiment
+        # commit holds them; the note says so.)
+        assert data["deps"]["data/augmented"]["hash"] != experiments[f"n{other}"]["revs"][0]["data"]["deps"][
+            "data/augmented"]["hash"]
