@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.project import env, make_project, run
+from tests.project import env, run
 
 pytestmark = pytest.mark.deploy
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -72,12 +72,13 @@ def prefect_server(tmp_path):
         stop(server)
 
 
-def test_two_workers_run_the_workspace_and_the_clone_deployments_at_once(prefect_server, tmp_path):
-    """Two process workers in one pool, at most one flow run each: `default` runs in the project folder,
-    `clone` in a fresh clone of the deployed commit in a temporary folder of its worker (prefect.yaml's pull
-    step), pushing its data to the DVC remote and its tag to the git origin."""
+def test_two_workers_run_the_workspace_and_the_clone_deployments_at_once(prefect_server, project, tmp_path):
+    """Two process workers in one pool, at most one flow run each: `default` runs in the project folder (the
+    session's reproduced project: DVC re-runs what the run's override changes), `clone` the whole pipeline in a
+    fresh clone of the deployed commit in a temporary folder of its worker (prefect.yaml's pull step), pushing
+    its data to the DVC remote and its tag to the git origin."""
     environment = prefect_server
-    root = make_project(tmp_path / "project", remote=tmp_path / "remote")
+    root, _ = project
 
     def prefect(*args: str, timeout: int = 300, **extra: str) -> subprocess.CompletedProcess:
         result = subprocess.run([*PREFECT, *args], cwd=root, env={**environment, **extra}, text=True,
@@ -93,7 +94,7 @@ def test_two_workers_run_the_workspace_and_the_clone_deployments_at_once(prefect
     workers = [start([*PREFECT, "worker", "start", "--pool", "genaug", "--limit", "1"], tmp_path, environment, log)
                for log in logs]
     runs = {
-        "default": {"prepare.per_class": 6},
+        "default": {"assemble.shard_size": 8},
         "clone": {"prepare.per_class": 7, "version.git_remote": "origin", "version.tag_prefix": "clone-v"},
     }
     try:
@@ -111,11 +112,13 @@ def test_two_workers_run_the_workspace_and_the_clone_deployments_at_once(prefect
         assert codes[name] == 0 and "finished successfully in 'Completed'" in output, \
             f"{name}:\n{output}\n{worker_logs}"
     # one run on each worker, with each stage's own log lines
-    assert all("Running stage 'prepare'" in log.read_text() for log in logs)
+    assert all("Running stage 'assemble'" in log.read_text() for log in logs)
 
-    manifest = pd.read_parquet(root / "data/augmented/manifest.parquet")
-    real = manifest[(manifest["split"] == "train") & (manifest["source"] == "real")]
-    assert real.groupby("class_name").size().tolist() == [5, 5, 5]  # the run-time override took
+    logs_text = "".join(log.read_text() for log in logs)
+    for stage in ("prepare", "train_generator", "filter"):  # the workspace's run re-ran only what changed
+        assert f"stage {stage} is up to date: skipped" in logs_text
+    shards = {p.name for p in (root / "data/augmented/images").iterdir()}
+    assert "train-real-00004.npy" in shards  # the run-time override took: 33 train images, 8 per shard
     assert run(root, "git", "tag", "--list").stdout.split() == ["clone-v1", "dataset-v1"]
     # The clone's version: its own commit on top of the deployed one, its data (6 train images a class) in the
     # DVC remote, where a consumer gets it by tag.

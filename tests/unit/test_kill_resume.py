@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS, EVERY = 200, 40
+STEPS, EVERY = 120, 40
 
 TRAIN = """
 import hashlib, logging, sys

@@ -1,5 +1,5 @@
-"""Fixtures of the end-to-end tests: a project reproduced once per test session, and a fresh copy of it per
-test, so the tests pass in any order and share the one `dvc repro`."""
+"""Fixtures shared by the end-to-end and deployment tests: a project reproduced once per test session, and a
+fresh copy of it per test, so the tests pass in any order and share the one `dvc repro`."""
 
 import shutil
 
