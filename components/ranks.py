@@ -78,6 +78,16 @@ def mean(value: torch.Tensor) -> torch.Tensor:
     return total / world()
 
 
+def wrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model DDP trains across the processes (its gradients averaged); the model itself in one process."""
+    return torch.nn.parallel.DistributedDataParallel(model) if world() > 1 else model
+
+
+def fingerprint() -> dict:
+    """What a resume fingerprint adds for the process count: nothing in one process (older checkpoints match)."""
+    return {"world": world()} if world() > 1 else {}
+
+
 def barrier() -> None:
     if active():
         dist.barrier()

@@ -33,7 +33,6 @@ from components.data.manifest import INFO, DatasetInfo, read_manifest, read_spli
 from components.data.shards import ShardWriter, gather_images, iter_images, map_shards
 from components.device import describe, resolve_device
 from components.errors import DataError
-from components.fanout import ordered_map
 from components.generation import filtering
 from components.plots import blank_grid, save_grid
 from components.models import classifier
@@ -119,7 +118,7 @@ def judged(rows: pd.DataFrame, root: Path, judge: classifier.Classifier, real_fe
             yield images
 
     score = partial(judge_images, batch_size=f.batch_size, device=device)
-    results = ordered_map(score, pieces(), device.type == "cuda", judge=judge, real_features=real_features)
+    results = fanout.ordered_map(score, pieces(), device.type == "cuda", judge=judge, real_features=real_features)
     for i, (probs, nearest) in enumerate(results):
         part = parts[i]
         label[part.index] = probs.argmax(1)

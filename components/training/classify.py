@@ -5,8 +5,8 @@ with equal weight per class (oversampling), plus, for a run with synthetic image
 per batch. The loss is cross-entropy on the real part (label smoothing, optional class weights) plus
 `synthetic.weight` x cross-entropy on the synthetic part, against their labels or soft labels (a
 distribution per image, from the judge). Class weights with a synthetic part are computed over what a batch
-holds on average, real and synthetic together (mixture_weights), so every class weighs the same in the loss. The classic augmentation (shift, flip, erased square) runs in
-torch on the whole batch, on the device.
+holds on average, real and synthetic together (mixture_weights), so every class weighs the same in the loss.
+The classic augmentation (shift, flip, erased square) runs in torch on the whole batch, on the device.
 """
 
 import hashlib
@@ -107,18 +107,14 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
         own = logits[:len(y)]
         if weight is not None and synthetic is not None:
             # mixture weights: each part's mean of weighted losses (the weights already hold the share)
-            loss = (weight[y] * F.cross_entropy(own, y, reduction="none", label_smoothing=label_smoothing)).mean()
+            loss = weighted_mean_ce(own, y, weight[y], label_smoothing)
         else:
             loss = F.cross_entropy(own, y, weight=weight, label_smoothing=label_smoothing)
         if mixed:
             target = soft[index]
             smoothing = 0.0 if target.is_floating_point() else label_smoothing
-            if weight is not None:
-                part = (weight[fake_class[index]] * F.cross_entropy(logits[len(y):], target, reduction="none",
-                                                                    label_smoothing=smoothing)).mean()
-            else:
-                part = F.cross_entropy(logits[len(y):], target, label_smoothing=smoothing)
-            loss = loss + synthetic.weight * part
+            rows = None if weight is None else weight[fake_class[index]]
+            loss = loss + synthetic.weight * weighted_mean_ce(logits[len(y):], target, rows, smoothing)
         return torch.stack([loss, (own.argmax(1) == y).float().mean()])
 
     fingerprint = {
@@ -128,6 +124,14 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
         "synthetic": None if synthetic is None else synthetic.fingerprint(),
     }
     return fit(model, batch_metrics, METRICS, fit_params, seed, device, run_dir, fingerprint, finals, name)
+
+
+def weighted_mean_ce(logits: torch.Tensor, target: torch.Tensor, rows: torch.Tensor | None,
+                     smoothing: float) -> torch.Tensor:
+    """Cross-entropy averaged over the batch, each row weighted by `rows` (None: plain mean)."""
+    if rows is None:
+        return F.cross_entropy(logits, target, label_smoothing=smoothing)
+    return (rows * F.cross_entropy(logits, target, reduction="none", label_smoothing=smoothing)).mean()
 
 
 def check_labels(labels: np.ndarray, num_classes: int) -> None:

@@ -118,7 +118,7 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
     each rank takes its slice of every batch and DDP averages the gradients."""
     run = RunDir(run_dir, metrics, finals)
     model = model.to(device)
-    trained = torch.nn.parallel.DistributedDataParallel(model) if ranks.world() > 1 else model
+    trained = ranks.wrap(model)
     ema = copy.deepcopy(model).requires_grad_(False) if params.ema_decay is not None else None
     optimizer = OPTIMIZERS[params.optimizer](model.parameters(), lr=params.lr, betas=params.betas,
                                              weight_decay=params.weight_decay, fused=device.type == "cuda")
@@ -126,7 +126,7 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
     states = {"model": model, "optimizer": optimizer, **({"ema": ema} if ema is not None else {})}
     # Everything that shapes the weights; the device type too (CPU and CUDA differ in numerics).
     key = json.dumps({**fingerprint, "fit": params.model_dump(mode="json", exclude=params.not_shaping()), "seed": seed,
-                      "device": device.type, **({"world": ranks.world()} if ranks.world() > 1 else {})},
+                      "device": device.type, **ranks.fingerprint()},
                      sort_keys=True, default=str)
 
     def step_fn(rng: torch.Generator, step: int) -> torch.Tensor:

@@ -58,7 +58,7 @@ def train_gan(images: np.ndarray, labels: np.ndarray, class_names: list[str], ge
     watch = DivergenceWatch(tp.divergence_patience, device)
     lecam = LeCam(device)
     if ranks.world() > 1:  # DDP: D's own step through the wrapper; G's step through D itself (see train_step)
-        g_train, d_train = (torch.nn.parallel.DistributedDataParallel(m) for m in (G, D))
+        g_train, d_train = ranks.wrap(G), ranks.wrap(D)
     else:
         g_train, d_train = (torch.compile(G), torch.compile(D)) if tp.compile else (G, D)
 
@@ -187,4 +187,4 @@ def run_fingerprint(gp: GeneratorParams, tp: TrainGeneratorParams, seed: int, cl
     shaping = tp.model_dump(mode="json", exclude=NOT_SHAPING | other_kinds | {"nproc"})
     return json.dumps({"generator": gp.model_dump(mode="json"), "train": shaping, "seed": seed,
                        "class_names": class_names, "data": data_digest, "device": device.type,
-                       **({"world": ranks.world()} if ranks.world() > 1 else {})}, sort_keys=True)
+                       **ranks.fingerprint()}, sort_keys=True)

@@ -10,6 +10,7 @@ every rank reads the folder, rank 0 alone writes it.
 """
 
 import csv
+import functools
 import logging
 import shutil
 from pathlib import Path
@@ -24,6 +25,15 @@ from components.training import checkpoint
 log = logging.getLogger("genaug")
 
 CHECKPOINTS, SAMPLES, METRICS_CSV = "checkpoints", "samples", "metrics.csv"
+
+
+def main_only(method):
+    """A RunDir method that writes: under torchrun rank 0 alone runs it, the other ranks skip it."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if ranks.is_main():
+            return method(self, *args, **kwargs)
+    return guarded
 
 
 class Stateful(Protocol):
@@ -63,10 +73,9 @@ class RunDir:
         log.info("resuming from %s (step %d)", path, saved["step"])
         return saved["step"]
 
+    @main_only
     def save_checkpoint(self, step: int, fingerprint: str, states: dict[str, Stateful], rng: torch.Generator,
                         keep: int) -> None:
-        if not ranks.is_main():
-            return
         saved = {key: obj.state_dict() for key, obj in states.items()}
         saved.update(step=step, fingerprint=fingerprint, rng=checkpoint.rng_states(rng))
         checkpoint.save(self.root / CHECKPOINTS / checkpoint.name(step), saved)
@@ -75,26 +84,23 @@ class RunDir:
     def latest_checkpoint(self) -> Path | None:
         return checkpoint.latest(self.root / CHECKPOINTS)
 
+    @main_only
     def clear(self) -> None:
         """Remove what an earlier, different run left here."""
-        if not ranks.is_main():
-            return
         shutil.rmtree(self.root / CHECKPOINTS, ignore_errors=True)
         shutil.rmtree(self.root / SAMPLES, ignore_errors=True)
         for name in (METRICS_CSV, *self.finals):
             (self.root / name).unlink(missing_ok=True)
 
+    @main_only
     def remove_finals(self) -> None:
         """A run that starts (or resumes) has no final files until it finishes."""
-        if not ranks.is_main():
-            return
         for name in self.finals:
             (self.root / name).unlink(missing_ok=True)
 
+    @main_only
     def log(self, step: int, values: dict[str, float]) -> None:
         """Append one row to metrics.csv (the header first when the file is new)."""
-        if not ranks.is_main():
-            return
         new = not self.metrics_csv.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.metrics_csv, "a", newline="") as fh:
@@ -103,9 +109,10 @@ class RunDir:
                 writer.writerow(self.columns)
             writer.writerow([step, *(f"{values[k]:.6g}" for k in self.columns[1:])])
 
+    @main_only
     def truncate_metrics(self, step: int) -> None:
         """Drop rows logged after `step` (a killed run logs past its last checkpoint)."""
-        if not ranks.is_main() or not self.metrics_csv.exists():
+        if not self.metrics_csv.exists():
             return
         with open(self.metrics_csv, newline="") as fh:
             rows = list(csv.reader(fh))
