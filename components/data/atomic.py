@@ -1,7 +1,13 @@
-"""Atomic outputs: write to a temporary sibling, then rename, so a killed stage leaves nothing half-written."""
+"""Atomic outputs: write to a temporary sibling, then rename, so a killed stage leaves nothing half-written.
+
+A temporary sibling's name holds its writer's pid (`.<name>.tmp-<pid>-...`, `.<name>.old-<pid>`): the next
+write of the same output removes what a killed writer left (kill -9 runs no clean-up), and puts a previous
+output back that a kill between atomic_dir's two renames had moved aside.
+"""
 
 import errno
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -16,6 +22,7 @@ from components.errors import StorageError
 WRITE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
                 errno.EROFS: "the file system is read-only"}
 PERMISSION = "no permission to write there"
+log = logging.getLogger(__name__)
 
 
 def umask() -> int:
@@ -30,7 +37,8 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     final = Path(final)
     with output_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        clear_leftovers(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
         tmp.chmod(0o777 & ~umask())  # mkdtemp's 0700 would hide the output from other users
     try:
         with output_errors(final, only_write_errors=True):
@@ -54,7 +62,8 @@ def atomic_file(final: Path) -> Iterator[Path]:
     final = Path(final)
     with output_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+        clear_leftovers(final)
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent)
         os.close(fd)
     tmp = Path(name)
     try:
@@ -65,6 +74,41 @@ def atomic_file(final: Path) -> Iterator[Path]:
             os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def clear_leftovers(final: Path) -> None:
+    """Remove the temporary siblings of `final` whose writer is dead; if `final` is missing and a dead writer
+    had moved the previous output aside, put it back."""
+    for sibling in sorted(final.parent.glob(f".{glob_escape(final.name)}.*")):
+        kind, _, rest = sibling.name[len(final.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind not in ("tmp", "old") or not pid.isdigit() or alive(int(pid)):
+            continue
+        if kind == "old" and not final.exists():
+            sibling.rename(final)
+            log.warning("%s: put back the previous output, which a killed run (pid %s) had moved aside", final, pid)
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+        log.warning("%s: removed %s, left half-written by a killed run (pid %s)", final, sibling.name, pid)
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 @contextmanager

@@ -1,15 +1,23 @@
 """The prepare stage: label budget, class subset, imbalance, splits, determinism, and its outputs."""
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from components import paths
 from components.config import validate
+from components.data.atomic import atomic_dir
 from components.data.manifest import DatasetInfo, read_manifest, read_split
 from components.data.sources import LoadReport, SourceData, sklearn_digits_path
 from components.errors import DataError, ParamsError
 from components.stages import prepare
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def params(**prepare_keys):
@@ -134,3 +142,74 @@ def test_failed_run_keeps_the_previous_output(tmp_path, monkeypatch):
         prepare.run(params(per_class=5, classes=["0", "eleven"]))
     pd.testing.assert_frame_equal(before, read_manifest(paths.PREPARED))
     assert sorted(p.name for p in paths.DATA.iterdir()) == ["prepared"]
+
+
+# A prepare run in its own process that kill -9s itself halfway through writing its second shard (a real
+# SIGKILL: no Python clean-up runs), argv[1] the working folder.
+KILLED_WHILE_WRITING = """
+import os, signal, sys
+import numpy as np
+from tests.unit.test_prepare import params
+from components.stages import prepare
+os.chdir(sys.argv[1])
+real_save, calls = np.save, []
+def save(fh, array, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        fh.write(b"\\x93NUMPY half a shard")
+        fh.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(fh, array, *args, **kwargs)
+np.save = save
+prepare.run(params(per_class=10, shard_size=16))
+"""
+
+
+def prepared_bytes(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / paths.PREPARED).rglob("*"))
+            if p.is_file()}
+
+
+def test_prepare_killed_while_writing_a_shard_loses_nothing_and_reruns_to_the_same_bytes(tmp_path, monkeypatch):
+    """kill -9 in the middle of a shard: the previous output is intact (or absent on a first run), and the
+    next run removes the half-written folder and writes what an uninterrupted run writes."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    for root in straight, killed:
+        root.mkdir()
+    monkeypatch.chdir(straight)
+    prepare.run(params(per_class=10, shard_size=16))
+    expected = prepared_bytes(straight)
+    assert sum(name.endswith(".npy") for name in expected) > 2
+
+    def run_killed():
+        child = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(killed)], cwd=REPO,
+                               capture_output=True, text=True)
+        assert child.returncode == -signal.SIGKILL, child.stderr
+        left = [p.name for p in (killed / paths.DATA).iterdir() if p.name.startswith(".prepared.tmp-")]
+        assert len(left) == 1 and list((killed / paths.DATA / left[0]).rglob("*.npy*"))  # half-written, aside
+
+    run_killed()  # a first run: nothing to keep
+    assert not (killed / paths.PREPARED).exists()
+    monkeypatch.chdir(killed)
+    prepare.run(params(per_class=10, shard_size=16))
+    assert prepared_bytes(killed) == expected
+    assert sorted(p.name for p in (killed / paths.DATA).iterdir()) == ["prepared"]
+
+    run_killed()  # a second run: the first one's output stays as it was
+    assert prepared_bytes(killed) == expected
+
+
+def test_a_previous_output_moved_aside_by_a_killed_run_is_put_back(tmp_path):
+    """kill -9 between atomic_dir's two renames leaves the previous output at .<name>.old-<pid>: the next
+    write of that output puts it back first, so a failure then still leaves the previous output."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    aside = tmp_path / f".out.old-{dead.pid}"
+    aside.mkdir()
+    (aside / "a.txt").write_text("previous")
+    (tmp_path / f".out.tmp-{dead.pid}-x1y2").mkdir()
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "out"):
+            raise RuntimeError("this run fails too")
+    assert (tmp_path / "out/a.txt").read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
