@@ -1,8 +1,12 @@
 """Image shards: uint8 arrays (N, H, W, C) in .npy files, located by the manifest's shard/offset columns.
 
 One array file per few thousand images keeps DVC fast (per-image files were ~20x slower to version).
+Beside each shard, `<shard>.md5` holds the md5 of its bytes as written (DVC's name for the file in its cache);
+a shard whose bytes no longer match is refused when read, so a stage never reads a corrupt shard as images
+(DVC itself re-hashes a cache file only when its size or mtime changed: a flipped bit passes `dvc status`).
 """
 
+import hashlib
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -12,11 +16,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from components.data.atomic import atomic_file
+from components.data.atomic import atomic_file, write_text
 from components.errors import DataError
 from components.fanout import ordered_map, scheduler_address
 
 SHARD_DIR = "images"
+CHECKSUM = ".md5"
+_verified: set[tuple] = set()  # shards this process has checked: (path, inode, size, mtime)
 
 
 class ShardWriter:
@@ -59,9 +65,11 @@ class ShardWriter:
     def flush(self) -> None:
         if not self.pending_count:
             return
-        with atomic_file(self.dir.parent / self.shard_name(self.shard_index)) as tmp:
+        final = self.dir.parent / self.shard_name(self.shard_index)
+        with atomic_file(final) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.concatenate(self.pending))
+        record_checksum(final)
         self.pending, self.pending_count = [], 0
         self.shard_index += 1
 
@@ -85,12 +93,46 @@ def load_shard(root: Path, shard: str, mmap: bool = False) -> np.ndarray:
     """The shard's images; `mmap`: memory-mapped read-only, read from disk only as they are used."""
     path = shard_path(root, shard)
     try:
+        verify(path)
         return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise DataError(f"{path}: shard named in the manifest is missing; re-run the stage that wrote {root}") from None
     except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty file
         raise DataError(f"{path}: not a readable image shard ({type(exc).__name__}: {exc or 'empty file'}); re-run the "
                         f"stage that wrote {root} (dvc repro), or restore it (dvc checkout)") from None
+
+
+def file_md5(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "md5").hexdigest()
+
+
+def checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + CHECKSUM)
+
+
+def record_checksum(path: Path) -> None:
+    write_text(checksum_path(path), file_md5(path) + "\n")
+
+
+def verify(path: Path) -> None:
+    """DataError when the shard's bytes differ from those it was written with (a shard without a checksum,
+    written before genaug kept them, is read as it is)."""
+    recorded = checksum_path(path)
+    if not recorded.is_file():
+        return
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key in _verified:
+        return
+    expected, actual = recorded.read_text().strip(), file_md5(path)
+    if actual != expected:
+        cache = f".dvc/cache/files/md5/{expected[:2]}/{expected[2:]}"
+        raise DataError(f"{path}: corrupt: its bytes hash to md5 {actual}, but it was written as {expected} "
+                        f"({recorded.name}). Delete it and run `dvc checkout` (DVC's cached copy); if this error "
+                        f"comes back, the cache file {cache} is corrupt too: delete it as well and run `dvc pull` "
+                        f"(the remote's copy), or `dvc repro` to make the shard again")
+    _verified.add(key)
 
 
 def iter_images(root: Path, manifest: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
@@ -157,9 +199,11 @@ def mapped_images(images: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], ba
 
 
 def copy_shard(source: Path, out: Path, shard: str) -> None:
-    dst = shard_path(out, shard)
+    src, dst = shard_path(source, shard), shard_path(out, shard)
+    verify(src)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shard_path(source, shard), dst)
+    shutil.copyfile(src, dst)
+    record_checksum(dst)
 
 
 @contextmanager
@@ -173,6 +217,7 @@ def shard_file(out: Path, shard: str, images: np.ndarray, scale: int) -> Iterato
         yield target
         target.flush()
         del target
+    record_checksum(dst)
 
 
 def in_full_batches(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int,

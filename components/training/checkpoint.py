@@ -63,8 +63,5 @@ def restore_rng(states: dict, *generators: torch.Generator) -> None:
 
 def file_hash(path: Path) -> str:
     """sha256 of a file's bytes, for provenance (which weights made a sample)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()

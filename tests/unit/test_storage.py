@@ -32,7 +32,7 @@ def test_writer_cuts_shards_and_gather_restores_order(tmp_path):
         s1, o1 = writer.write(images(3))
         s2, o2 = writer.write(images(7, start=3))
     files = sorted(p.name for p in (tmp_path / "images").iterdir())
-    assert files == ["train-00000.npy", "train-00001.npy", "train-00002.npy"]
+    assert files == [f"train-0000{i}.npy{end}" for i in range(3) for end in ("", ".md5")]
     assert o1 + o2 == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
     manifest = manifest_for(s1 + s2, o1 + o2, [0] * 10)
     shuffled = manifest.sample(frac=1, random_state=0)
@@ -79,10 +79,18 @@ def written_set(root):
     return root / shards[0]
 
 
+def without_checksum(shard):
+    """A shard as genaug wrote them before it kept checksums: checked by its format alone."""
+    (shard.parent / (shard.name + ".md5")).unlink()
+    return shard
+
+
 @pytest.mark.parametrize("damage, message", [
-    (lambda shard: shard.write_bytes(b""), r"train-00000.npy: not a readable image shard \(EOFError"),
-    (lambda shard: shard.write_bytes(b"not numpy"), r"train-00000.npy: not a readable image shard"),
-    (lambda shard: np.save(shard, images(3)), r"train-00000.npy: holds 3 images, but the manifest names offsets 0 to 4"),
+    (lambda shard: without_checksum(shard).write_bytes(b""), r"train-00000.npy: not a readable image shard \(EOFError"),
+    (lambda shard: without_checksum(shard).write_bytes(b"not numpy"), r"train-00000.npy: not a readable image shard"),
+    (lambda shard: np.save(without_checksum(shard), images(3)),
+     r"train-00000.npy: holds 3 images, but the manifest names offsets 0 to 4"),
+    (lambda shard: shard.write_bytes(b""), r"train-00000.npy: corrupt: its bytes hash to md5 d41d8cd98f00b204"),
     (lambda shard: (shard.parent.parent / "manifest.parquet").write_bytes(b"PAR1 cut"), r"manifest.parquet: not a readable manifest"),
     (lambda shard: (shard.parent.parent / "info.json").write_text("{"), r"info.json: unreadable \(JSONDecodeError"),
     (lambda shard: (shard.parent.parent / "info.json").write_text("{}"), r"info.json: unreadable \(KeyError"),
@@ -95,6 +103,26 @@ def test_a_damaged_set_is_named_with_the_fix(tmp_path, damage, message):
         DatasetInfo.read(tmp_path)
         read_split(tmp_path, "train")
     assert "dvc checkout" in str(error.value)
+
+
+def test_a_flipped_bit_in_a_shard_is_refused_with_the_dvc_cache_file_to_delete(tmp_path):
+    """Bit rot keeps a file's size and mtime, so DVC's status trusts its recorded hash and checks the file out
+    as it is: the shard's own checksum is what stops a stage from reading it as images."""
+    shard = written_set(tmp_path)
+    expected = (tmp_path / "images/train-00000.npy.md5").read_text().strip()
+    before = shard.stat()
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0x01  # one pixel, one bit: the shard still loads
+    shard.write_bytes(bytes(data))
+    os.utime(shard, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert np.load(shard).shape == (5, 4, 4, 1)
+    cache = f".dvc/cache/files/md5/{expected[:2]}/{expected[2:]}"
+    with pytest.raises(DataError, match=f"train-00000.npy: corrupt: .* written as {expected}.*{cache} is corrupt too"
+                                        ".*dvc pull"):
+        read_split(tmp_path, "train")
+    data[-1] ^= 0x01
+    shard.write_bytes(bytes(data))
+    assert read_split(tmp_path, "train")[0].shape == (5, 4, 4, 1)
 
 
 def test_atomic_dir_keeps_the_old_output_when_the_block_fails(tmp_path):
