@@ -23,9 +23,9 @@ from components.config.quality import SYNTHETIC_ARMS
 from components.dvc_cli import dvc, dvc_json
 from components.errors import GateRefused, VersionError
 
-# What a version commit records besides dvc.lock: the configuration and the small metric files.
+# What a version commit records: dvc.lock and the configuration. The metrics and plots are DVC outputs
+# like the data (pushed with it): `dvc metrics show -a` and `dvc exp show` read them from the cache.
 COMMITTED = ["dvc.lock", "dvc.yaml", "params.yaml", ".dvc/config"]
-FORCE_ADDED = [paths.METRICS, paths.PLOTS]
 
 
 def run(params: Params, tag: str | None = None, cwd: Path = Path(".")) -> dict:
@@ -177,9 +177,6 @@ def push_tag(cwd: Path, remote: str, tag: str) -> None:
 def commit(cwd: Path, message: str) -> None:
     present = [p for p in COMMITTED if (cwd / p).exists()]
     git(cwd, "add", "--", *present)
-    forced = [str(p) for p in FORCE_ADDED if (cwd / p).exists()]
-    if forced:
-        git(cwd, "add", "--force", "--", *forced)
     if git(cwd, "diff", "--cached", "--name-only").strip():
         git(cwd, "commit", "-m", message)
 

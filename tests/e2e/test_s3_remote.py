@@ -1,6 +1,6 @@
 """An S3-compatible DVC remote (dvc-s3), against a local S3 server the test starts (moto_server): push, wipe the
 cache, pull back the same bytes; load_version and export read a version from it; a second clone pulls the
-outputs and has nothing to run."""
+outputs and has nothing to run, and restores from the run-cache a stage the first clone ran and pushed."""
 
 import hashlib
 import shutil
@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.project import dvc, run
+from tests.project import dvc, run, set_params
 
 pytestmark = pytest.mark.e2e
 BUCKET = "genaug"
@@ -66,7 +66,13 @@ def test_push_pull_load_and_a_second_clone_through_s3(s3, project, tmp_path, mon
     run(root, "git", "commit", "-q", "-am", "an S3 remote")
     made = run(root, sys.executable, "-m", "components", "version", extra_env=CREDENTIALS)  # pushes, commits, tags
     assert "created dataset version dataset-v1" in made.stdout
+    # A param change run here (evaluate reuses its finished downstream runs) and pushed with its run-cache; the
+    # second clone below restores it instead of running it. Then back to the version.
+    set_params(root, {"evaluate.pr_k": 2})
+    assert "Running stage 'evaluate'" in s3dvc(root, "repro").stdout
     s3dvc(root, "push", "--run-cache")
+    changed = {name: tree_hashes(root / name) for name in ("metrics", "plots")}
+    run(root, "git", "checkout", "--", "params.yaml", "dvc.lock")
 
     before = tree_hashes(root / "data/augmented")
     shutil.rmtree(root / ".dvc/cache")
@@ -91,7 +97,11 @@ def test_push_pull_load_and_a_second_clone_through_s3(s3, project, tmp_path, mon
     out = s3dvc(second, "repro")
     assert "Running stage" not in out.stdout
     assert tree_hashes(second / "data/augmented") == before
-    # The run-cache travels too (DVC restores a stage from it only when every output is cached, and our
-    # metrics files are not: they go to git with each version; README, Scaling out).
-    s3dvc(second, "fetch", "--run-cache")
-    assert len(list((second / ".dvc/cache/runs").rglob("*"))) > 0
+
+    # The run-cache travels too: the param change the first machine ran and pushed is restored here, not run
+    # (DVC restores a stage only when every output of it, metrics included, is in the remote; the trainers,
+    # `persist: true`, never enter the run-cache).
+    set_params(second, {"evaluate.pr_k": 2})
+    restored = s3dvc(second, "repro", "--pull")
+    assert "Stage 'evaluate' is cached - skipping run" in restored.stdout and "Running stage" not in restored.stdout
+    assert {name: tree_hashes(second / name) for name in ("metrics", "plots")} == changed

@@ -42,8 +42,8 @@ def test_two_queued_experiments_run_with_two_workers(project):
     for n, other in ((8, 32), (32, 8)):
         data = experiments[f"n{n}"]["revs"][0]["data"]
         assert data["params"]["params.yaml"]["data"]["assemble"]["shard_size"] == n
-        # The experiment ran assemble with its shard size: its data/augmented differs from the other's. (Its
-        # metrics files do not reach `dvc exp show`: metrics/ is gitignored and cache: false, so no experiment
-        # commit holds them; the note says so.)
+        # Its metrics reach `dvc exp show` (DVC outputs, read from the cache), and it ran assemble with its
+        # shard size: its data/augmented differs from the other's.
+        assert data["metrics"]["metrics/assemble.json"]["data"] and data["metrics"]["metrics/evaluate.json"]["data"]
         assert data["deps"]["data/augmented"]["hash"] != experiments[f"n{other}"]["revs"][0]["data"]["deps"][
             "data/augmented"]["hash"]
