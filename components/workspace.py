@@ -7,6 +7,7 @@ starts (GENAUG_LOCK in their environment), so the stages of one flow run, severa
 each other. A lock whose process is gone (same host, dead pid) is taken over with a warning.
 """
 
+import fcntl
 import json
 import logging
 import os
@@ -67,12 +68,25 @@ def take(path: Path, record: dict) -> None:
                     f"{path.parent.resolve()}: another run holds this workspace: {other.get('what', '?')} (pid "
                     f"{other.get('pid', '?')} on {other.get('host', '?')}, since {other.get('started', '?')}). "
                     f"Wait for it to finish; if that process is gone, delete {path}")
-            log.warning("%s: taking over the lock of %s (pid %s on %s, since %s): that process is gone", path,
-                        other.get("what", "?"), other.get("pid", "?"), other.get("host", "?"), other.get("started", "?"))
-            path.unlink(missing_ok=True)
+            if remove_stale(path, other):
+                log.warning("%s: taking over the lock of %s (pid %s on %s, since %s): that process is gone", path,
+                            other.get("what", "?"), other.get("pid", "?"), other.get("host", "?"),
+                            other.get("started", "?"))
     finally:
         draft.unlink(missing_ok=True)
     raise WorkspaceBusy(f"{path}: could not take the workspace lock; delete it if no run is going on")
+
+
+def remove_stale(path: Path, stale: dict) -> bool:
+    """Remove the lock if it still holds the `stale` record. Two processes that found the same stale lock
+    would otherwise both remove it, the slower one removing the lock the faster one had just taken; so the
+    check and the removal happen under an flock (released by the kernel if its holder dies: never stale)."""
+    with open(path.with_name(f"{path.name}.takeover"), "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if holder(path).get("token") != stale.get("token"):
+            return False
+        path.unlink(missing_ok=True)
+        return True
 
 
 def claim(draft: Path, path: Path) -> bool:

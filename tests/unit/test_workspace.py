@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from components import workspace
 from components.workspace import LOCK_FILE, TOKEN, WorkspaceBusy, hold
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +72,36 @@ def test_a_dead_holders_lock_is_taken_over_with_a_warning(tmp_path, caplog):
         with hold(tmp_path, "genaug prepare"):
             assert lock_of(tmp_path)["pid"] == os.getpid()
     assert f"taking over the lock of genaug train_judge (pid {gone.pid}" in caplog.text
+
+
+def test_a_stale_lock_another_process_took_over_first_is_not_removed(tmp_path, live_pid):
+    """Two runs find the same dead holder's lock; the faster one takes it over. The slower one, acting on what
+    it read before, must not remove the faster one's fresh lock: it finds the workspace busy."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    write_lock(tmp_path, gone.pid)
+    stale = lock_of(tmp_path)
+    (tmp_path / LOCK_FILE).write_text(json.dumps({**stale, "pid": live_pid, "token": "faster"}))  # the faster run
+    assert not workspace.remove_stale(tmp_path / LOCK_FILE, stale)
+    assert lock_of(tmp_path)["token"] == "faster"
+    with pytest.raises(WorkspaceBusy, match=f"pid {live_pid}"):
+        with hold(tmp_path, "genaug prepare"):
+            pass
+
+
+def test_many_runs_racing_for_a_stale_lock_leave_one_holder(tmp_path):
+    """Eight processes started at once on a dead holder's lock: exactly one gets the workspace."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    write_lock(tmp_path, gone.pid)
+    racer = ("import sys, time\nfrom pathlib import Path\nfrom components.workspace import WorkspaceBusy, hold\n"
+             "try:\n    with hold(Path(sys.argv[1]), 'racer'):\n        time.sleep(2)\n        print('held')\n"
+             "except WorkspaceBusy:\n    print('busy')\n")
+    racers = [subprocess.Popen([sys.executable, "-c", racer, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
+                               text=True) for _ in range(8)]
+    said = sorted(r.communicate(timeout=120)[0].strip() for r in racers)
+    assert said == ["busy"] * 7 + ["held"]
+    assert not (tmp_path / LOCK_FILE).exists()
 
 
 def test_processes_a_holder_starts_share_its_lock(tmp_path):
