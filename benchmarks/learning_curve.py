@@ -6,6 +6,7 @@ the figures, the machine and the exact command as JSON (--out) and the curve as 
 Each budget runs in its own folder under --work, every stage in order (the functions dvc.yaml's stages
 call, in-process, without DVC), so a budget's figures are what `dvc repro` would write with that
 `prepare.per_class`. --set overrides any other param (dotted keys, YAML values), e.g. --set generator.kind=cvae.
+Unless --set names evaluate.arms, the arms are the default ones plus `real` (no augmentation).
 
     python benchmarks/learning_curve.py --work /tmp/curve --budgets 10 50 100 500
 """
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from components.cli import STAGES  # noqa: E402
 from components.config import load_params  # noqa: E402
-from components.config.quality import SYNTHETIC_ARMS  # noqa: E402
+from components.config.quality import DEFAULT_ARMS, SYNTHETIC_ARMS  # noqa: E402
 
 
 def main() -> None:
@@ -42,6 +43,8 @@ def main() -> None:
                              "change of evaluate params); the earlier stages' times come from --out")
     args = parser.parse_args()
     overrides = parse_pairs(args.overrides)
+    # `real` (no augmentation) beside the default arms, which leave it out: the README's tables show it
+    overrides.setdefault("evaluate.arms", ["real", *DEFAULT_ARMS])
 
     before = json.loads(args.out.read_text()) if args.first else {"budgets": []}
     earlier = {r["per_class"]: r["seconds"] for r in before["budgets"]}
