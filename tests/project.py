@@ -19,9 +19,9 @@ TINY = {
     "prepare.classes": ["Trouser", "Bag", "Sneaker"],
     "prepare.shard_size": 16,
     # The cascade (generator at 14, SR x2), not the default 28 x 1: the project then runs every stage's
-    # real work, and test_upscale_factor_1_generates_at_full_size_without_sr switches to the default.
+    # real work, and test_cvae_at_full_size_with_denoise_off_and_no_upscaler switches to the default.
     "generator.size": 14,
-    # The cGAN here (params.yaml's default is the cVAE, which test_cvae_with_denoise_off runs).
+    # The cGAN here (params.yaml's default is the cVAE, which that test runs).
     "generator.kind": "cgan",
     "upscale.factor": 2,
     "generator.width": 8,

@@ -68,11 +68,12 @@ def test_denoise_on_cleans_and_scores_the_samples(project):
     assert {"noisy", "median", "nl_means", "denoiser"} <= set(measured)
 
 
-def test_cvae_with_denoise_off(project):
+def test_cvae_at_full_size_with_denoise_off_and_no_upscaler(project):
     """generator.kind cvae in params is all it takes (with params.yaml's cVAE recipe: the interpolated prior);
-    denoise.strength 0 passes the samples through unchanged."""
+    denoise.strength 0 passes the samples through unchanged; generator.size 28 and upscale.factor 1 (the
+    defaults): no SR net is trained, and upscale passes the samples through."""
     root, _ = project
-    set_params(root, {"generator.kind": "cvae", "denoise.strength": 0.0})
+    set_params(root, {"generator.kind": "cvae", "denoise.strength": 0.0, "generator.size": 28, "upscale.factor": 1})
     out = dvc(root, "repro", "assemble")
     assert "Running stage 'train_generator'" in out.stdout and "Running stage 'train_judge'" not in out.stdout
     assert (root / "data/models/generator/metrics.csv").read_text().startswith("step,loss,recon,kl\n")
@@ -83,9 +84,19 @@ def test_cvae_with_denoise_off(project):
     assert (denoised["denoise_strength"] == 0).all() and denoised["denoiser"].isna().all()
     for shard in denoised["shard"].unique():
         assert (root / "data/denoised" / shard).read_bytes() == (root / "data/generated" / shard).read_bytes()
+
+    assert "Running stage 'train_upscaler'" in out.stdout and "Running stage 'upscale'" in out.stdout
+    assert [p.name for p in (root / "data/models/upscaler").iterdir()] == ["no_upscaler.txt"]
+    assert json.loads((root / "metrics/train_upscaler.json").read_text()) == {"factor": 1, "upscaler": None}
+    upscaled = pd.read_parquet(root / "data/upscaled/manifest.parquet")
+    assert (upscaled["upscale_factor"] == 1).all() and upscaled["upscaler"].isna().all()
+    for shard in upscaled["shard"].unique():
+        assert (root / "data/upscaled" / shard).read_bytes() == (root / "data/denoised" / shard).read_bytes()
+
     synthetic = pd.read_parquet(root / "data/augmented/manifest.parquet").query("source == 'synthetic'")
     assert 0 < len(synthetic) <= 30 and (synthetic["model"] == "cvae").all() and (synthetic["temperature"] == 1).all()
     assert synthetic["outlier_score"].notna().all()
+    assert np.load(root / "data/augmented" / synthetic["shard"].iloc[0]).shape[1:] == (28, 28, 1)
 
 
 def test_cascade_generates_at_half_size_and_upscales(project):
@@ -222,20 +233,3 @@ def test_killed_repro_resumes_training_to_the_same_generator(tmp_path):
     assert "resuming from" in out.stdout + out.stderr
     generator = "data/models/generator/generator.pt"
     assert (killed / generator).read_bytes() == (straight / generator).read_bytes()
-
-
-def test_upscale_factor_1_generates_at_full_size_without_sr(project):
-    """generator.size 28 and upscale.factor 1 (the default): no SR net is trained, and upscale passes the
-    samples through."""
-    root, _ = project
-    set_params(root, {"generator.size": 28, "upscale.factor": 1})
-    out = dvc(root, "repro", "assemble")
-    assert "Running stage 'train_upscaler'" in out.stdout and "Running stage 'upscale'" in out.stdout
-    assert [p.name for p in (root / "data/models/upscaler").iterdir()] == ["no_upscaler.txt"]
-    assert json.loads((root / "metrics/train_upscaler.json").read_text()) == {"factor": 1, "upscaler": None}
-    upscaled = pd.read_parquet(root / "data/upscaled/manifest.parquet")
-    assert (upscaled["upscale_factor"] == 1).all() and upscaled["upscaler"].isna().all()
-    for shard in upscaled["shard"].unique():
-        assert (root / "data/upscaled" / shard).read_bytes() == (root / "data/denoised" / shard).read_bytes()
-    synthetic = pd.read_parquet(root / "data/augmented/manifest.parquet").query("source == 'synthetic'")
-    assert np.load(root / "data/augmented" / synthetic["shard"].iloc[0]).shape[1:] == (28, 28, 1)
