@@ -19,8 +19,9 @@ pipeline: setup
 	dvc repro
 	$(PY) -m components version || [ $$? -eq 3 ]
 
+# Two test processes: much of the suite waits on servers and subprocesses, so 2 cores finish it sooner
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 setup: data $(VENV)/.installed remote
 
