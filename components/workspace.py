@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from components.data.atomic import pid_alive
 from components.errors import GenaugError
 
 log = logging.getLogger("genaug")
@@ -114,10 +115,5 @@ def alive(record: dict) -> bool:
         return False
     if record.get("host") != socket.gethostname():
         return True
-    try:
-        os.kill(int(record["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, ValueError, TypeError):
-        return isinstance(record.get("pid"), int)
-    return True
+    pid = record.get("pid")
+    return isinstance(pid, int) and pid_alive(pid)

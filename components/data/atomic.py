@@ -82,7 +82,7 @@ def clear_leftovers(final: Path) -> None:
     for sibling in sorted(final.parent.glob(f".{glob_escape(final.name)}.*")):
         kind, _, rest = sibling.name[len(final.name) + 2:].partition("-")
         pid = rest.split("-")[0]
-        if kind not in ("tmp", "old") or not pid.isdigit() or alive(int(pid)):
+        if kind not in ("tmp", "old") or not pid.isdigit() or pid_alive(int(pid)):
             continue
         if kind == "old" and not final.exists():
             sibling.rename(final)
@@ -99,9 +99,8 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-def alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host has that pid (a pid reused since counts as alive: nothing is removed)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
