@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import StorageError
+from components.workspace import pid_alive
 
 # Errors of the output's file system, whatever the block was doing (a read would not raise them).
 WRITE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
@@ -97,17 +98,6 @@ def clear_leftovers(final: Path) -> None:
 
 def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host has that pid (a pid reused since counts as alive: nothing is removed)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 @contextmanager
