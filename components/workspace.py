@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from components.data.atomic import pid_alive
 from components.errors import GenaugError
 
 log = logging.getLogger("genaug")
@@ -105,17 +106,6 @@ def holder(path: Path) -> dict:
         return record if isinstance(record, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host has that pid (a pid reused since counts as alive: nothing is removed)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def alive(record: dict) -> bool:

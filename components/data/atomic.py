@@ -9,6 +9,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import StorageError
-from components.workspace import pid_alive
 
 # Errors of the output's file system, whatever the block was doing (a read would not raise them).
 WRITE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
                 errno.EROFS: "the file system is read-only"}
 PERMISSION = "no permission to write there"
+SHORT_WRITE = "the disk is full (a write was cut short)"  # numpy's tofile says only "N requested and M written"
 log = logging.getLogger(__name__)
 
 
@@ -96,6 +97,17 @@ def clear_leftovers(final: Path) -> None:
         log.warning("%s: removed %s, left half-written by a killed run (pid %s)", final, sibling.name, pid)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host has that pid (a pid reused since counts as alive: nothing is removed)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
@@ -111,11 +123,27 @@ def output_errors(final: Path, only_write_errors: bool = False) -> Iterator[None
             why = WRITE_ERRORS[exc.errno]
         elif exc.errno in (errno.EACCES, errno.EPERM) and not only_write_errors:
             why = PERMISSION
+        elif exc.errno is None and re.fullmatch(r"\d+ requested and \d+ written", str(exc)):
+            why = SHORT_WRITE
         else:
             raise
-        raise StorageError(f"{final}: cannot write the output, {why} ({exc.strerror}: {exc.filename or final}); "
-                           f"the previous {final.name}, if any, is kept. Free space or fix the permissions of "
-                           f"{final.parent}, then run the stage again") from exc
+        raise storage_error(final, why, exc) from exc
+    except StorageError as exc:
+        # A file written atomically inside an atomic_dir's temporary folder failed: name the stage's output
+        # (its previous version is what is kept), not a temporary file the user never sees.
+        inner = getattr(exc, "output", None)
+        if inner is None or not any(folder.parent == final.parent and folder.name.startswith(f".{final.name}.tmp-")
+                                    for folder in inner.parents):
+            raise
+        raise storage_error(final, exc.why, exc.__cause__) from exc.__cause__
+
+
+def storage_error(final: Path, why: str, exc: OSError) -> StorageError:
+    error = StorageError(f"{final}: cannot write the output, {why} ({exc.strerror or exc}: "
+                         f"{exc.filename or final}); the previous {final.name}, if any, is kept. Free space or fix "
+                         f"the permissions of {final.parent}, then run the stage again")
+    error.output, error.why = final, why
+    return error
 
 
 def write_json(path: Path, data: Any) -> None:

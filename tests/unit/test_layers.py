@@ -7,9 +7,8 @@ from tests.unit.test_dvc_deps import imports
 
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = [
-    {"config", "errors.py", "paths.py", "device.py", "pixels.py", "dvc_cli.py", "workspace.py",
-     "fanout.py", "ranks.py"},
-    {"data", "models", "metrics", "plots.py"},
+    {"config", "errors.py", "paths.py", "device.py", "pixels.py", "dvc_cli.py", "fanout.py", "ranks.py"},
+    {"data", "models", "metrics", "plots.py", "workspace.py"},
     {"generation", "training"},
     {"stages"},
     {"cli.py", "__main__.py", "pipeline.py"},

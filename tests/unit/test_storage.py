@@ -3,7 +3,11 @@
 import errno
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +18,8 @@ from components.data.atomic import atomic_dir, atomic_file, write_json
 from components.data.manifest import DatasetInfo, read_manifest, read_split, write_manifest
 from components.data.shards import ShardWriter, gather_images, load_shard, map_shards
 from components.errors import DataError, StorageError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def images(n: int, start: int = 0) -> np.ndarray:
@@ -149,7 +155,7 @@ def test_atomic_file_keeps_the_old_file_when_the_block_fails(tmp_path):
 
 @pytest.mark.parametrize("code, why", [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the file system is read-only")])
 def test_a_full_or_read_only_disk_is_a_storage_error_and_keeps_the_old_output(tmp_path, code, why):
-    """ENOSPC/EROFS injected where a stage writes its output (no tmpfs to fill here)."""
+    """ENOSPC/EROFS injected where a stage writes its output (a real full disk: the next test)."""
     final = tmp_path / "out"
     with atomic_dir(final) as tmp:
         (tmp / "a.txt").write_text("first")
@@ -160,6 +166,44 @@ def test_a_full_or_read_only_disk_is_a_storage_error_and_keeps_the_old_output(tm
         with atomic_file(tmp_path / "m.json"):
             raise OSError(code, os.strerror(code))
     assert (final / "a.txt").read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+FILL_A_TMPFS = """
+import json, subprocess, sys
+from pathlib import Path
+import numpy as np
+from components.data.atomic import atomic_dir
+from components.data.shards import ShardWriter
+from components.errors import StorageError
+disk = Path(sys.argv[1])
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], check=True)
+def write(n):
+    with atomic_dir(disk / "out") as tmp, ShardWriter(tmp, prefix="train", shard_size=512) as writer:
+        writer.write(np.full((n, 28, 28, 1), 7, np.uint8))
+write(16)
+before = {str(p): p.read_bytes() for p in (disk / "out").rglob("*") if p.is_file()}
+try:
+    write(256)  # one 200 KB shard: more than the tmpfs holds
+    error = None
+except StorageError as exc:
+    error = str(exc)
+after = {str(p): p.read_bytes() for p in (disk / "out").rglob("*") if p.is_file()}
+print(json.dumps({"error": error, "kept": before == after, "left": sorted(p.name for p in disk.iterdir())}))
+"""
+
+
+@pytest.mark.skipif(subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0 if
+                    shutil.which("unshare") else True, reason="no user+mount namespaces here (unshare -rm)")
+def test_a_really_full_disk_is_a_storage_error_and_keeps_the_old_output(tmp_path):
+    """A real full disk: a 128 KiB tmpfs in a user+mount namespace. numpy reports a short shard write as
+    "N requested and M written", without an errno: it must still read as a full disk."""
+    (tmp_path / "disk").mkdir()
+    result = subprocess.run(["unshare", "-rm", sys.executable, "-c", FILL_A_TMPFS, str(tmp_path / "disk")],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["error"] and "out: cannot write the output, the disk is full" in record["error"], record
+    assert record["kept"] and record["left"] == ["out"], record
 
 
 def test_no_permission_for_the_output_folder_is_a_storage_error(tmp_path, monkeypatch):
