@@ -34,7 +34,8 @@ from components.data.manifest import DatasetInfo, read_manifest, read_split  # n
 from components.data.shards import gather_images  # noqa: E402
 from components.device import resolve_device  # noqa: E402
 from components.models import classifier  # noqa: E402
-from components.stages import evaluate, generate, prepare, train_generator, train_judge  # noqa: E402
+from components.metrics.summary import feature_distances  # noqa: E402
+from components.stages import generate, prepare, train_generator, train_judge  # noqa: E402
 
 
 def main() -> None:
@@ -84,7 +85,7 @@ def measure(params) -> dict:
     feats = {name: classifier.embed(judge, images, 512, device) for name, images in (
         ("fake", fake), ("test", read_split(paths.PREPARED, "test")[0]),
         ("real", read_split(paths.PREPARED, "train")[0]))}
-    out = evaluate.distances(feats["test"], feats["fake"], feats["real"], params.evaluate)
+    out = feature_distances(feats["test"], feats["fake"], feats["real"], params.evaluate.kid, params.evaluate.pr_k)
     probs = classifier.proba_from_features(judge, feats["fake"], device)
     own = probs[np.arange(len(labels)), labels]
     return {"samples": len(labels), "fd": out["fd"], "fd_floor": out["fd_floor"], "precision": out["precision"],

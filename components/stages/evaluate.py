@@ -42,15 +42,14 @@ from components.data.shards import gather_images
 from components.device import describe, resolve_device
 from components.errors import DataError
 from components.metrics.classification import scores
-from components.metrics.distances import frechet_distance, kernel_inception_distance, precision_recall, real_floor
 from components.metrics.report import METRICS, SPLITS, rounded, write_report
+from components.metrics.summary import feature_distances, lift, mean_of, mean_std, summarize_arms, val_summary
 from components.models import classifier
 from components.training.classify import (Balance, SyntheticPart, balancing_weights, load_judge, mixture_weights,
                                           train_classifier)
 
 log = logging.getLogger("genaug")
 
-MIN_SET = 4   # samples a set needs for the distances (and 2 per half for the real-vs-real floor)
 SOFT_LABELS = "judge_probs"  # the manifest column of the judge's class probabilities (filter writes it)
 
 
@@ -296,11 +295,6 @@ def split_scores(model: classifier.Classifier, images: Images, ctx: Context) -> 
     return scores(images.labels, predicted, ctx.num_classes)
 
 
-def mean_of(results: list[dict], split: str, metric: str = "balanced_accuracy") -> float:
-    values = [r[split][metric] for r in results if r[split] is not None]
-    return float(np.mean(values)) if values else float("nan")
-
-
 def sweep_shares(ctx: Context, arms: list[str], runs: dict[str, list[dict]]) -> list[dict]:
     """One row per share, 0 first: the synthetic arm (the first in evaluate.arms, else real_synthetic_classic)
     at that share; share 0 is its real-only twin, whose runs are shared with that arm."""
@@ -328,85 +322,21 @@ def sweep_shares(ctx: Context, arms: list[str], runs: dict[str, list[dict]]) -> 
     return rows
 
 
-def val_summary(results: list[dict]) -> dict | None:
-    if any(r["val"] is None for r in results):
-        return None
-    return {m: mean_std([r["val"][m] for r in results]) for m in METRICS}
-
-
-def summarize_arms(runs: dict[str, list[dict]], class_names: list[str]) -> dict:
-    """Per arm: mean and spread (sample std over seeds, 0 for one seed) of each test score, mean test recall
-    per class, and the val scores."""
-    out = {}
-    for arm, results in runs.items():
-        entry = {"seeds": len(results)}
-        for metric in METRICS:
-            entry[metric] = mean_std([r["test"][metric] for r in results])
-        recall = np.nanmean(np.array([r["test"]["recall"] for r in results], dtype=np.float64), axis=0)
-        entry["recall"] = {name: rounded(v) for name, v in zip(class_names, recall)}
-        entry["val"] = val_summary(results)
-        out[arm] = entry
-    return out
-
-
-def mean_std(values: list[float]) -> dict:
-    return {"mean": rounded(np.mean(values)), "std": rounded(np.std(values, ddof=1) if len(values) > 1 else 0.0)}
-
-
-def lift(runs: dict[str, list[dict]], split: str) -> dict:
-    """Each synthetic arm's mean score on `split` minus the strongest non-synthetic arm's, per metric."""
-    baselines = [arm for arm in runs if arm not in SYNTHETIC_ARMS]
-    synthetic = [arm for arm in runs if arm in SYNTHETIC_ARMS]
-    if not baselines or not synthetic or any(r[split] is None for arm in runs for r in runs[arm]):
-        return {}
-    out: dict = {"baseline": {}}
-    for metric in METRICS:
-        means = {arm: mean_of(runs[arm], split, metric) for arm in runs}
-        best = max(baselines, key=lambda arm: means[arm])
-        out["baseline"][metric] = {"arm": best, "mean": rounded(means[best])}
-        for arm in synthetic:
-            out.setdefault(arm, {})[metric] = rounded(means[arm] - means[best])
-    return out
-
-
 def generative(p: EvaluateParams, info: DatasetInfo, sets: Sets, ctx: Context) -> dict:
     """The synthetic train images against the real test images (a reference no model trained on) on judge
     features; the real train images on the same scale, for comparison; and CAS."""
     judge = load_judge(info, ctx.device, str(paths.AUGMENTED))
     parts = (("real", sets.real), ("synthetic", sets.synthetic), ("test", sets.test))
     feats = {name: classifier.embed(judge, s.images, p.batch_size, ctx.device) for name, s in parts}
-    out = distances(feats["test"], feats["synthetic"], feats["real"], p)
+    out = feature_distances(feats["test"], feats["synthetic"], feats["real"], p.kid, p.pr_k)
     out["per_class"] = {}
     for label, name in enumerate(info.class_names):
         ref, fake, own = (feats[k][s.labels == label] for k, s in
                           (("test", sets.test), ("synthetic", sets.synthetic), ("real", sets.real)))
-        out["per_class"][name] = distances(ref, fake, own, p)
+        out["per_class"][name] = feature_distances(ref, fake, own, p.kid, p.pr_k)
     if p.cas:
         out["cas"] = cas(ctx)
     return out
-
-
-def distances(reference: np.ndarray, fake: np.ndarray, real: np.ndarray, p: EvaluateParams) -> dict:
-    """Empty when a set has fewer than MIN_SET samples (the floor splits the reference in two halves)."""
-    if min(len(reference), len(fake), len(real)) < MIN_SET:
-        return {}
-    size = min(p.kid.subset_size, len(reference), len(fake))
-    kid, kid_std = kernel_inception_distance(reference, fake, subset_size=size, subsets=p.kid.subsets, seed=0)
-    out = {"synthetic": len(fake), "fd": rounded(frechet_distance(reference, fake)),
-           "fd_real_train": rounded(frechet_distance(reference, real)), "fd_floor": rounded(real_floor(reference)),
-           "kid": {"mean": rounded(kid), "std": rounded(kid_std), "subset_size": size}}
-    if min(len(reference), len(fake)) > p.pr_k:
-        # Equal set sizes: recall counts real points inside the fake manifold, which grows with its size.
-        ref, fake = equal_sizes(reference, fake)
-        out["precision"], out["recall"] = (rounded(v) for v in precision_recall(ref, fake, k=p.pr_k))
-    return out
-
-
-def equal_sizes(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    n = min(len(a), len(b))
-    rng = np.random.default_rng(seed)
-    pick = lambda x: x if len(x) == n else x[np.sort(rng.choice(len(x), n, replace=False))]  # noqa: E731
-    return pick(a), pick(b)
 
 
 def cas(ctx: Context) -> dict:
