@@ -16,7 +16,7 @@ from typing import Any
 
 
 from components.config import load_params
-from components.dvc_cli import dvc_env
+from components.dvc_cli import dvc, dvc_env
 from components.errors import GenaugError
 from components.paths import METRICS, PARAMS
 
@@ -26,17 +26,16 @@ class StageError(GenaugError):
 
 
 def stage_order(cwd: Path) -> list[str]:
-    """dvc.yaml's stages, each after the stages it depends on, in the order `dvc repro` runs them.
+    """dvc.yaml's stages, each after the stages it depends on, in the order `dvc repro` runs them: its plan, as
+    `dvc repro --dry --force` prints it (the command line, not DVC's internals, which move between releases).
 
     The same order matters, not only a valid one: dvc.lock lists stages in the order they first ran, so
     another topological order (once the DAG branches) writes a different dvc.lock for the same data."""
-    from dvc.dvcfile import PROJECT_FILE
-    from dvc.repo import Repo
-    from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
-
-    with Repo(str(cwd)) as repo:
-        steps = plan_repro(get_active_graph(repo.index.graph), collect_stages(repo, [PROJECT_FILE]))
-        return [stage.addressing for stage in steps]
+    result = dvc(cwd, "repro", "--dry", "--force")
+    order = re.findall(r"^Running stage '([^']+)':", result.stdout, re.M)
+    if result.returncode != 0 or not order:
+        raise StageError(f"dvc repro --dry could not plan the pipeline:\n{(result.stderr or result.stdout)[-3000:]}")
+    return order
 
 
 def stage_predecessors(cwd: Path) -> dict[str, set[str]]:

@@ -1,10 +1,13 @@
 """The stage DAG the Prefect flow schedules from dvc.yaml, and dvc.lock's stage order after stages ran at once."""
 
+import subprocess
 from pathlib import Path
 
+import pytest
 from dvc.utils.serialize import dump_yaml, load_yaml
 
 from components import pipeline
+from components.dvc_cli import dvc
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINERS = {"train_generator", "train_scorer", "train_denoiser", "train_upscaler", "train_judge"}
@@ -32,3 +35,30 @@ def test_restore_lock_order_keeps_recorded_stages_and_appends_new_ones_in_repro_
     written = (tmp_path / "dvc.lock").read_text()
     dump_yaml(tmp_path / "straight.lock", {"schema": "2.0", "stages": {"a": entry(1), "b": entry(2), "c": entry(3)}})
     assert written == (tmp_path / "straight.lock").read_text()  # byte for byte what DVC writes in that order
+
+
+def test_stage_order_is_the_order_dvc_repro_runs_and_records_the_stages(tmp_path):
+    """A branching DAG written out of order in dvc.yaml: stage_order gives dvc repro's plan (what the flow
+    follows so that dvc.lock comes out the same), which is the order dvc.lock records after a real repro."""
+    stages = {"report": {"cmd": "cat b.txt c.txt > report.txt", "deps": ["b.txt", "c.txt"], "outs": ["report.txt"]},
+              "c": {"cmd": "cp a.txt c.txt", "deps": ["a.txt"], "outs": ["c.txt"]},
+              "a": {"cmd": "echo a > a.txt", "outs": ["a.txt"]},
+              "b": {"cmd": "cp a.txt b.txt", "deps": ["a.txt"], "outs": ["b.txt"]},
+              "lone": {"cmd": "echo x > lone.txt", "outs": ["lone.txt"]}}
+    dump_yaml(tmp_path / "dvc.yaml", {"stages": stages})
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    dvc(tmp_path, "init", "-q")
+    order = pipeline.stage_order(tmp_path)
+    assert sorted(order) == sorted(stages) and order.index("a") < min(order.index("b"), order.index("c"))
+    assert order.index("report") > max(order.index("b"), order.index("c"))
+    assert dvc(tmp_path, "repro").returncode == 0
+    assert list(load_yaml(tmp_path / "dvc.lock")["stages"]) == order
+
+
+def test_stage_order_names_what_stops_dvc_from_planning(tmp_path):
+    dump_yaml(tmp_path / "dvc.yaml", {"stages": {"a": {"cmd": "true", "deps": ["b.txt"], "outs": ["a.txt"]},
+                                                 "b": {"cmd": "true", "deps": ["a.txt"], "outs": ["b.txt"]}}})
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    dvc(tmp_path, "init", "-q")
+    with pytest.raises(pipeline.StageError, match="(?s)could not plan the pipeline:.*ERROR: .*stages: [ab], [ab]"):
+        pipeline.stage_order(tmp_path)
