@@ -138,6 +138,22 @@ def parallel_table() -> str:
     return "\n".join(lines)
 
 
+def faults_table() -> str:
+    """benchmarks/faults.py: each fault tried, what the user saw, and whether anything was lost."""
+    r = load("faults.json")
+    total = r["summary"]
+    lines = [f"{total['faults']} faults tried ({r['date']}, `{r['command']}`, {r['machine']}): {total['named']} named "
+             f"with the fix, {total['tracebacks']} tracebacks, {total['partial_outputs']} with anything lost or "
+             "half-written.", "",
+             "| the user ... | exit | what they see | nothing lost |", "|---|---:|---|---|"]
+    for case in r["cases"]:
+        seen = case.get("outcome") or case["message"]
+        seen = seen if len(seen) <= 240 else seen[:239] + "…"
+        lost = "yes" if case["nothing_lost"] and case["named"] and not case["traceback"] else "**NO**"
+        lines.append(f"| {case['fault']} | {case['exit']} | {seen.replace('|', '/')} | {lost} |")
+    return "\n".join(lines)
+
+
 def write_curve_csv() -> None:
     """benchmarks/results/learning_curve.csv, dvc.yaml's learning-curve plot, from the same rows."""
     (RESULTS / "learning_curve.csv").write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
@@ -147,7 +163,7 @@ def write_curve_csv() -> None:
 
 TABLES = {"main": main_table, "generative": generative_table, "options": options_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "curve": curve_table,
-          "parallel": parallel_table}
+          "parallel": parallel_table, "faults": faults_table}
 
 
 def main() -> None:
