@@ -20,104 +20,30 @@ spread over the seeds, per-class recall; the lift of each synthetic arm over the
 the share sweep; Fréchet distance overall and per class with its real-vs-real floor, KID, precision/recall,
 CAS) and plots/evaluate/ (arms.csv, runs.csv, classes.csv, shares.csv, samples.png, report.md). The
 downstream runs live in data/evaluation/runs, outside DVC: a killed evaluate resumes the runs it had finished.
-Each run is a piece of work for components/fanout.py: here, one after another, or on a Dask cluster.
+Each run (components/training/downstream.py: the arms' recipes, one run trained and scored) is a piece of work
+for components/fanout.py: here, one after another, or on a Dask cluster; components/metrics/summary.py
+summarises them.
 """
 
 import logging
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-import torch
+from dataclasses import replace
 
 from components import fanout, paths
 from components.config import Params
 from components.config.quality import SYNTHETIC_ARMS, EvaluateParams
 from components.data.atomic import atomic_dir, write_json
-from components.data.manifest import DatasetInfo, read_manifest
+from components.data.manifest import DatasetInfo
 from components.data.sampling import synthetic_per_batch
-from components.data.shards import gather_images
 from components.device import describe, resolve_device
-from components.errors import DataError
-from components.metrics.classification import scores
-from components.metrics.report import METRICS, SPLITS, rounded, write_report
+from components.metrics.report import METRICS, rounded, write_report
 from components.metrics.summary import feature_distances, lift, mean_of, mean_std, summarize_arms, val_summary
 from components.models import classifier
-from components.training.classify import (Balance, SyntheticPart, balancing_weights, load_judge, mixture_weights,
-                                          train_classifier)
+from components.training.classify import balancing_weights, load_judge, mixture_weights, train_classifier
+from components.training.downstream import (NAMES, RECIPES, Context, Run, Sets, read_sets, split_scores,
+                                            train_run)
 
 log = logging.getLogger("genaug")
-
-SOFT_LABELS = "judge_probs"  # the manifest column of the judge's class probabilities (filter writes it)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What a downstream run trains on, and how."""
-
-    synthetic: bool
-    balance: Balance
-    classic: bool
-
-
-RECIPES = {
-    "real": Recipe(synthetic=False, balance="none", classic=False),
-    "real_weighted": Recipe(synthetic=False, balance="weighted", classic=False),
-    "real_oversampled": Recipe(synthetic=False, balance="oversampled", classic=False),
-    "real_classic": Recipe(synthetic=False, balance="none", classic=True),
-    "real_weighted_classic": Recipe(synthetic=False, balance="weighted", classic=True),
-    "real_oversampled_classic": Recipe(synthetic=False, balance="oversampled", classic=True),
-    "real_synthetic": Recipe(synthetic=True, balance="none", classic=False),
-    "real_synthetic_classic": Recipe(synthetic=True, balance="none", classic=True),
-    "real_weighted_synthetic": Recipe(synthetic=True, balance="weighted", classic=False),
-    "real_weighted_synthetic_classic": Recipe(synthetic=True, balance="weighted", classic=True),
-}
-NAMES = {recipe: arm for arm, recipe in RECIPES.items()}
-
-
-@dataclass
-class Images:
-    images: np.ndarray
-    labels: np.ndarray
-    soft: np.ndarray | None = None   # (N, classes) class probabilities, where the manifest has them
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @classmethod
-    def select(cls, root: Path, rows: pd.DataFrame) -> "Images":
-        if rows.empty:
-            return cls(np.empty((0, 1, 1, 1), np.uint8), np.empty(0, np.int64))
-        soft = np.stack(rows[SOFT_LABELS].to_numpy()).astype(np.float32) if SOFT_LABELS in rows.columns else None
-        return cls(gather_images(root, rows), rows["label"].to_numpy(dtype=np.int64), soft)
-
-    def of_class(self, label: int) -> np.ndarray:
-        return self.images[self.labels == label]
-
-
-@dataclass
-class Sets:
-    real: Images       # real train images
-    synthetic: Images  # synthetic train images (may be empty)
-    val: Images        # real val images (may be empty)
-    test: Images       # real test images
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every downstream run of one evaluate shares."""
-
-    params: Params
-    sets: Sets
-    num_classes: int
-    device: torch.device
-
-    @property
-    def p(self) -> EvaluateParams:
-        return self.params.evaluate
-
 
 def run(params: Params) -> dict:
     started = time.perf_counter()
@@ -145,22 +71,6 @@ def run(params: Params) -> dict:
                      p.grid_columns)
     log.info("evaluate: done in %.1f s", time.perf_counter() - started)
     return report
-
-
-def read_sets(root: Path) -> Sets:
-    """The real and synthetic train images, and the real val and test images, of an assembled dataset."""
-    manifest = read_manifest(root)
-    real = manifest[manifest["source"] == "real"]
-    test = real[real["split"] == "test"]
-    if test.empty:
-        raise DataError(f"{root}: no real test images; evaluate tests on the test split (re-run prepare with "
-                        "prepare.test_fraction > 0, or a source with an official test set)")
-    train = real[real["split"] == "train"]
-    if train.empty:
-        raise DataError(f"{root}: no real train images to train the downstream classifier on")
-    synthetic = manifest[(manifest["split"] == "train") & (manifest["source"] == "synthetic")]
-    return Sets(Images.select(root, train), Images.select(root, synthetic),
-                Images.select(root, real[real["split"] == "val"]), Images.select(root, test))
 
 
 def runnable_arms(p: EvaluateParams, synthetic: int) -> tuple[list[str], list[str]]:
@@ -230,21 +140,6 @@ def train_arms(ctx: Context, arms: list[str], notes: list[str]) -> dict[str, lis
     return runs
 
 
-@dataclass(frozen=True)
-class Run:
-    """One downstream run: a recipe, a seed, its folder's name under data/evaluation/runs, and the synthetic
-    share (which only a synthetic recipe uses)."""
-
-    recipe: Recipe
-    seed: int
-    name: str
-    share: float
-
-    @property
-    def key(self) -> tuple:
-        return self.recipe, self.seed, self.share if self.recipe.synthetic else None
-
-
 def train_runs(ctx: Context, wanted: list[Run], done: dict) -> dict:
     """`done` ({Run.key: scores}) with the wanted runs it lacks, trained here or on a Dask cluster
     (components/fanout.py: a run is a piece)."""
@@ -254,45 +149,6 @@ def train_runs(ctx: Context, wanted: list[Run], done: dict) -> dict:
     for run, result in zip(todo, results):
         done[run.key] = result
     return done
-
-
-def train_run(run: Run, ctx: Context, folder: Path) -> dict:
-    """The test and val scores of one downstream run, trained in folder/<name>-seed<seed> (resumed, or just
-    read back when finished)."""
-    p = ctx.p
-    model, _ = train_classifier(
-        ctx.sets.real.images, ctx.sets.real.labels, ctx.num_classes, p.classifier, p.fit, run.seed, ctx.device,
-        folder / f"{run.name}-seed{run.seed}", f"evaluate {run.name} seed {run.seed}", balance=run.recipe.balance,
-        augment=ctx.params.classic if run.recipe.classic else None,
-        synthetic=synthetic_part(ctx, run.share) if run.recipe.synthetic else None,
-        label_smoothing=p.fit.label_smoothing)
-    return {split: split_scores(model, getattr(ctx.sets, split), ctx) for split in SPLITS}
-
-
-def synthetic_part(ctx: Context, share: float) -> SyntheticPart:
-    p, synthetic = ctx.p, ctx.sets.synthetic
-    return SyntheticPart(images=synthetic.images, targets=synthetic_targets(p, synthetic),
-                         per_batch=synthetic_per_batch(p.fit.batch_size, share), weight=p.synthetic_weight,
-                         steps=round(p.fit.steps * (1 - p.real_only_final)), labels=synthetic.labels)
-
-
-def synthetic_targets(p: EvaluateParams, synthetic: Images) -> np.ndarray:
-    """The conditioning labels, or the judge's probabilities sharpened (temperature < 1) or softened (> 1):
-    p^(1/T), normalised, is softmax(logits / T)."""
-    if p.synthetic_labels == "hard":
-        return synthetic.labels
-    if synthetic.soft is None:
-        raise DataError(f"{paths.AUGMENTED}: the manifest has no {SOFT_LABELS} column, which "
-                        "evaluate.synthetic_labels: judge needs; re-run the filter and assemble stages (dvc repro)")
-    powered = np.power(synthetic.soft.astype(np.float64), 1.0 / p.label_temperature)
-    return (powered / powered.sum(1, keepdims=True)).astype(np.float32)
-
-
-def split_scores(model: classifier.Classifier, images: Images, ctx: Context) -> dict | None:
-    if not len(images):
-        return None
-    predicted = classifier.predict_proba(model, images.images, ctx.p.batch_size, ctx.device).argmax(1)
-    return scores(images.labels, predicted, ctx.num_classes)
 
 
 def sweep_shares(ctx: Context, arms: list[str], runs: dict[str, list[dict]]) -> list[dict]:

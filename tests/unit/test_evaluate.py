@@ -14,6 +14,7 @@ from components.errors import DataError, ParamsError, VersionError
 from components.metrics.classification import scores
 from components.stages import evaluate, prepare, train_judge
 from components.stages.version import check_gate
+from components.training import downstream
 from tests.quality_data import FASHION_MNIST, augmented_with, small_params
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -123,17 +124,17 @@ def test_bad_evaluate_params_are_refused_with_their_key(key, value, message):
 
 def test_soft_labels_are_the_judges_probabilities_at_the_temperature_and_sum_to_one():
     probs = np.array([[0.7, 0.2, 0.1], [0.05, 0.9, 0.05]], np.float32)
-    synthetic = evaluate.Images(np.zeros((2, 8, 8, 1), np.uint8), np.array([0, 1]), probs)
+    synthetic = downstream.Images(np.zeros((2, 8, 8, 1), np.uint8), np.array([0, 1]), probs)
     params = small_params(evaluate={"synthetic_labels": "judge", "label_temperature": 1.0}).evaluate
-    assert np.allclose(evaluate.synthetic_targets(params, synthetic), probs)
-    hot = evaluate.synthetic_targets(params.model_copy(update={"label_temperature": 2.0}), synthetic)
+    assert np.allclose(downstream.synthetic_targets(params, synthetic), probs)
+    hot = downstream.synthetic_targets(params.model_copy(update={"label_temperature": 2.0}), synthetic)
     assert np.allclose(hot.sum(1), 1) and hot[0, 0] < 0.7 and hot[0].argmax() == 0  # softer, same order
     logits = np.log(probs.astype(np.float64))
     expected = np.exp(logits / 2) / np.exp(logits / 2).sum(1, keepdims=True)
     assert np.allclose(hot, expected, atol=1e-6)
-    assert evaluate.synthetic_targets(params.model_copy(update={"synthetic_labels": "hard"}), synthetic).tolist() == [0, 1]
+    assert downstream.synthetic_targets(params.model_copy(update={"synthetic_labels": "hard"}), synthetic).tolist() == [0, 1]
     with pytest.raises(DataError, match="judge_probs"):
-        evaluate.synthetic_targets(params, evaluate.Images(synthetic.images, synthetic.labels))
+        downstream.synthetic_targets(params, downstream.Images(synthetic.images, synthetic.labels))
 
 
 def test_share_sweep_writes_a_row_per_share_and_reuses_the_arms_runs(prepared):
