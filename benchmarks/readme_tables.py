@@ -138,6 +138,29 @@ def parallel_table() -> str:
     return "\n".join(lines)
 
 
+def scale_table() -> str:
+    """benchmarks/scale_out.py: evaluate's runs in process or on Dask, train_generator in 1 or 2 processes."""
+    r = load("scale_out-cpu-2core.json")
+    ev, gen = r["evaluate"]["modes"], r["train_generator"]["modes"]
+    lines = ["| stage | where it runs | wall time | against the default | output |", "|---|---|---:|---:|---|"]
+    for i, mode in enumerate(ev):
+        if i == 0:
+            same = "the reference"
+        elif i == 1:
+            same = ("the same bytes" if mode["metrics_sha256"] == ev[0]["metrics_sha256"]
+                    else "other low bits (another thread count)")
+        else:
+            same = "byte-identical to the 1-thread run" if mode.get("identical_to") else "**differs**"
+        lines.append(f"| evaluate ({mode['runs']} runs) | {mode['mode']} | {mode['seconds']:.0f} s | "
+                     f"{mode['seconds'] / ev[0]['seconds']:.0%} | {same} |")
+    for i, mode in enumerate(gen):
+        lines.append(f"| train_generator ({r['train_generator']['overrides']['train_generator.cvae.steps']} steps) | "
+                     f"{mode['mode']} | {mode['seconds']:.0f} s ({mode['images_per_second']} img/s) | "
+                     f"{mode['seconds'] / gen[0]['seconds']:.0%} | "
+                     + ("the reference |" if i == 0 else "weights within 1e-5 (tests/unit/test_ddp.py) |"))
+    return "\n".join(lines)
+
+
 def faults_table() -> str:
     """benchmarks/faults.py: each fault tried, what the user saw, and whether anything was lost."""
     r = load("faults.json")
@@ -163,7 +186,8 @@ def write_curve_csv() -> None:
 
 TABLES = {"main": main_table, "generative": generative_table, "options": options_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "curve": curve_table,
-          "parallel": parallel_table, "faults": faults_table}
+          "parallel": parallel_table, "faults": faults_table,
+          "scale": scale_table}
 
 
 def main() -> None:
