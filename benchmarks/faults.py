@@ -189,24 +189,47 @@ def read_only_output(ws: Path) -> dict:
     return refused(ws, "prepare", ("unshare", "-rm", "sh", "-c", mount))
 
 
-def full_disk(ws: Path) -> dict:
-    """data/ on a tmpfs with room for what it holds plus 16 KiB, less than the new prepared set needs. The tmpfs
-    goes with the namespace, so the check of what is left runs inside it, and reports here."""
-    size = sum(-(-p.stat().st_size // 4096) * 4096 for p in (ws / "data").rglob("*") if p.is_file()) + 64 * 4096
-    script = (f"cp -a data {ws}.saved && mount -t tmpfs -o size={size} tmpfs data && cp -a {ws}.saved/. data/ && "
-              f"dd if=/dev/zero of=data/.filler bs=4096 count=60 2>/dev/null; "
-              f"\"$0\" \"$@\" 2>{ws}.stderr; echo $? > {ws}.rc; rm -f data/.filler; "
-              f"{sys.executable} {__file__} --snapshot {ws} > {ws}.after")
-    set_params(ws, {"prepare.per_class": 10})
-    before = snapshot(ws)
-    env = {k: v for k, v in os.environ.items() if k != TOKEN}
-    env.update(PYTHONPATH=str(REPO), NO_ALBUMENTATIONS_UPDATE="1")
-    subprocess.run(["unshare", "-rm", "sh", "-c", script, sys.executable, "-m", "components", "prepare"], cwd=ws,
-                   env=env, check=True, timeout=600)
-    stderr, code = Path(f"{ws}.stderr").read_text(), int(Path(f"{ws}.rc").read_text())
-    return {"exit": code, "message": message(ws, stderr), "traceback": "Traceback" in stderr,
-            "named": code == 2 and "genaug prepare: error:" in stderr,
-            "nothing_lost": json.loads(Path(f"{ws}.after").read_text()) == before}
+def full_disk(stage_name: str, overrides: dict, first_training: bool = False):
+    """data/ on a tmpfs with room for what it holds plus 16 KiB: less than the new prepared set, or a checkpoint,
+    needs. The tmpfs goes with the namespace, so what is left is inspected inside it and reported here. A stage
+    that replaces its output must leave the previous one byte for byte; a trainer (which writes in place, to
+    resume) must leave no half-written file and no checkpoint that does not load."""
+    def case(ws: Path) -> dict:
+        if first_training:
+            shutil.rmtree(ws / "data/models")
+        size = sum(-(-p.stat().st_size // 4096) * 4096 for p in (ws / "data").rglob("*") if p.is_file()) + 64 * 4096
+        script = (f"cp -a data {ws}.saved && mount -t tmpfs -o size={size} tmpfs data && cp -a {ws}.saved/. data/ && "
+                  f"dd if=/dev/zero of=data/.filler bs=4096 count=60 2>/dev/null; "
+                  f"\"$0\" \"$@\" 2>{ws}.stderr; echo $? > {ws}.rc; rm -f data/.filler; "
+                  f"{sys.executable} {__file__} --inspect {ws} > {ws}.after")
+        set_params(ws, overrides)
+        before = snapshot(ws)
+        env = {k: v for k, v in os.environ.items() if k != TOKEN}
+        env.update(PYTHONPATH=str(REPO), NO_ALBUMENTATIONS_UPDATE="1")
+        subprocess.run(["unshare", "-rm", "sh", "-c", script, sys.executable, "-m", "components", stage_name],
+                       cwd=ws, env=env, check=True, timeout=600)
+        stderr, code = Path(f"{ws}.stderr").read_text(), int(Path(f"{ws}.rc").read_text())
+        after = json.loads(Path(f"{ws}.after").read_text())
+        intact = (not after["half_written"] and not after["unreadable"]) if first_training else \
+            after["files"] == before
+        return {"exit": code, "message": message(ws, stderr), "traceback": "Traceback" in stderr,
+                "named": code == 2 and f"genaug {stage_name}: error:" in stderr, "nothing_lost": intact}
+    return case
+
+
+def inspect(ws: Path) -> dict:
+    """What a failed run left: every file's hash, the temporary files beside outputs, the .pt files that do
+    not load."""
+    import torch
+
+    unreadable = []
+    for path in (ws / "data").rglob("*.pt"):
+        try:
+            torch.load(path, weights_only=True)
+        except Exception:
+            unreadable.append(str(path.relative_to(ws)))
+    return {"files": snapshot(ws), "unreadable": unreadable,
+            "half_written": [str(p.relative_to(ws)) for p in (ws / "data").rglob("*") if ".tmp-" in p.name]}
 
 
 def another_run(ws: Path) -> dict:
@@ -308,7 +331,9 @@ CASES: dict[str, tuple[str, Callable[[Path], dict]]] = {
     "yaml-syntax": ("params.yaml that is not valid YAML", params_text("prepare:", "prepare: [")),
     "no-cuda": ("`device: cuda` on a machine without a GPU", params_change({"device": "cuda"}, "train_judge")),
     "read-only": ("the output folder on a read-only file system", read_only_output),
-    "disk-full": ("the disk fills up while prepare writes", full_disk),
+    "disk-full": ("the disk fills up while prepare writes", full_disk("prepare", {"prepare.per_class": 10})),
+    "disk-full-checkpoint": ("the disk fills up while train_judge writes a checkpoint",
+                             full_disk("train_judge", {}, first_training=True)),
     "two-runs": ("a second run while another holds the workspace", another_run),
     "zero-byte-shard": ("a zero-byte shard in data/prepared", damaged_prepared(zero_bytes)),
     "short-shard": ("a shard shorter than its manifest", damaged_prepared(cut_short)),
@@ -325,10 +350,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="run these cases, print, save nothing")
-    parser.add_argument("--snapshot", type=Path, help=argparse.SUPPRESS)  # used inside full_disk's namespace
+    parser.add_argument("--inspect", type=Path, help=argparse.SUPPRESS)  # used inside full_disk's namespace
     args = parser.parse_args()
-    if args.snapshot:
-        print(json.dumps(snapshot(args.snapshot)))
+    if args.inspect:
+        print(json.dumps(inspect(args.inspect)))
         return
     work = args.work or Path(tempfile.mkdtemp(prefix="genaug-faults-"))
     base = base_workspace(work)

@@ -2,6 +2,7 @@
 `torch.load(weights_only=True)` (plain tensors and containers, never pickled modules)."""
 
 import hashlib
+import io
 import re
 from pathlib import Path
 
@@ -18,9 +19,13 @@ def name(step: int) -> str:
 
 
 def save(path: Path, state: dict) -> None:
-    """Write `state` to `path` through a temporary file: a kill leaves the old file or the new one."""
+    """Write `state` to `path` through a temporary file: a kill leaves the old file or the new one. Serialised in
+    memory first: torch.save straight to a file on a full disk fails with a RuntimeError ("unexpected pos"),
+    where a plain write fails with ENOSPC, which atomic_file reports as a full disk."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_file(Path(path)) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def load(path: Path) -> dict:

@@ -172,9 +172,11 @@ FILL_A_TMPFS = """
 import json, subprocess, sys
 from pathlib import Path
 import numpy as np
+import torch
 from components.data.atomic import atomic_dir
 from components.data.shards import ShardWriter
 from components.errors import StorageError
+from components.training import checkpoint
 disk = Path(sys.argv[1])
 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], check=True)
 def write(n):
@@ -188,7 +190,13 @@ try:
 except StorageError as exc:
     error = str(exc)
 after = {str(p): p.read_bytes() for p in (disk / "out").rglob("*") if p.is_file()}
-print(json.dumps({"error": error, "kept": before == after, "left": sorted(p.name for p in disk.iterdir())}))
+try:  # a trainer's checkpoint (torch.save fails on a full disk without an errno)
+    checkpoint.save(disk / "step-0000010.pt", {"w": torch.zeros(100_000)})
+    saving = None
+except StorageError as exc:
+    saving = str(exc)
+print(json.dumps({"error": error, "kept": before == after, "left": sorted(p.name for p in disk.iterdir()),
+                  "checkpoint": saving}))
 """
 
 
@@ -196,7 +204,8 @@ print(json.dumps({"error": error, "kept": before == after, "left": sorted(p.name
                     shutil.which("unshare") else True, reason="no user+mount namespaces here (unshare -rm)")
 def test_a_really_full_disk_is_a_storage_error_and_keeps_the_old_output(tmp_path):
     """A real full disk: a 128 KiB tmpfs in a user+mount namespace. numpy reports a short shard write as
-    "N requested and M written", without an errno: it must still read as a full disk."""
+    "N requested and M written", and torch.save a checkpoint as a RuntimeError, both without an errno: each must
+    still read as a full disk."""
     (tmp_path / "disk").mkdir()
     result = subprocess.run(["unshare", "-rm", sys.executable, "-c", FILL_A_TMPFS, str(tmp_path / "disk")],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -204,6 +213,7 @@ def test_a_really_full_disk_is_a_storage_error_and_keeps_the_old_output(tmp_path
     record = json.loads(result.stdout)
     assert record["error"] and "out: cannot write the output, the disk is full" in record["error"], record
     assert record["kept"] and record["left"] == ["out"], record
+    assert record["checkpoint"] and "step-0000010.pt: cannot write the output, the disk is full" in record["checkpoint"]
 
 
 def test_no_permission_for_the_output_folder_is_a_storage_error(tmp_path, monkeypatch):
