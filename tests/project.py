@@ -85,7 +85,11 @@ def env() -> dict[str, str]:
                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
                GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
                GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost",
-               GENAUG_STAGE_RETRIES="0")  # a stage that fails once fails the test (flows/augment.py)
+               GENAUG_STAGE_RETRIES="0",  # a stage that fails once fails the test (flows/augment.py)
+               # One torch thread per stage process: two test processes already fill the 2 cores, and a torch
+               # thread waiting for a busy core stalls tiny nets (tests/unit/conftest.py). Every stage of these
+               # projects runs at this count, so their outputs still compare bit for bit.
+               OMP_NUM_THREADS="1")
     # Run our code from the copy, not from the checkout the tests live in.
     out.pop("PYTHONPATH", None)
     return out

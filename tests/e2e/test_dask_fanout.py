@@ -8,6 +8,7 @@ import shutil
 from contextlib import contextmanager
 
 import pytest
+import torch
 
 from components import fanout, paths
 from components.config import load_params
@@ -42,7 +43,16 @@ def local_cluster(workers: int):
         yield cluster
 
 
-def test_shards_are_byte_identical_whatever_the_worker_count(project, monkeypatch, capsys):
+@pytest.fixture
+def one_torch_thread():
+    """The stages run here at the thread count the project's `dvc repro` ran at (tests/project.py: env)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_shards_are_byte_identical_whatever_the_worker_count(project, monkeypatch, capsys, one_torch_thread):
     root, _ = project
     monkeypatch.chdir(root)
     sequential = digests(root)

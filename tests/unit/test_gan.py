@@ -19,6 +19,7 @@ from components.training.gan import DivergenceWatch, train_gan
 CLASSES = ["zero", "one", "seven"]
 ARCH = GeneratorParams(size=8, latent_dim=16, width=16, embed_dim=8)
 CPU = torch.device("cpu")
+pytestmark = pytest.mark.usefixtures("one_thread")  # small nets: a second thread only waits (conftest.py)
 
 
 @pytest.fixture(scope="module")
