@@ -67,8 +67,9 @@ def options_table() -> str:
              f"| hard labels (the defaults then) | share 0.25, weight 1 | {base['real_synthetic_classic']['val']:.4f} | "
              f"{base['real_synthetic_classic']['mean']:.4f} |"]
     variants = load("protocol_options-cpu-2core.json")["variants"]
-    if (RESULTS / "protocol_shares-cpu-2core.json").exists():
-        variants += load("protocol_shares-cpu-2core.json")["variants"]
+    for later in ("protocol_shares-cpu-2core.json", "protocol_temperature-cpu-2core.json"):  # measured later
+        if (RESULTS / later).exists():
+            variants += load(later)["variants"]
     for row in variants:
         entry = row["arms"]["real_synthetic_classic"]
         pairs = ", ".join(f"`{k}: {v}`" for k, v in row["overrides"].items() if k not in ("evaluate.arms", "evaluate.cas"))
