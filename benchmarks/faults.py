@@ -51,9 +51,14 @@ PARAMS = {  # a tiny workspace: three digit classes as PNG folders, a judge that
 
 # --- the workspace -----------------------------------------------------------------------------------------
 
-def stage(ws: Path, name: str, prefix: tuple[str, ...] = (), wait: bool = True):
+def stage_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != TOKEN}  # a holder of ours must not lend its lock
     env.update(PYTHONPATH=str(REPO), NO_ALBUMENTATIONS_UPDATE="1", OMP_NUM_THREADS="1")
+    return env
+
+
+def stage(ws: Path, name: str, prefix: tuple[str, ...] = (), wait: bool = True):
+    env = stage_env()
     args = [*prefix, sys.executable, "-m", "components", name]
     if not wait:
         return subprocess.Popen(args, cwd=ws, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -204,10 +209,8 @@ def full_disk(stage_name: str, overrides: dict, first_training: bool = False):
                   f"{sys.executable} {__file__} --inspect {ws} > {ws}.after")
         set_params(ws, overrides)
         before = snapshot(ws)
-        env = {k: v for k, v in os.environ.items() if k != TOKEN}
-        env.update(PYTHONPATH=str(REPO), NO_ALBUMENTATIONS_UPDATE="1")
         subprocess.run(["unshare", "-rm", "sh", "-c", script, sys.executable, "-m", "components", stage_name],
-                       cwd=ws, env=env, check=True, timeout=600)
+                       cwd=ws, env=stage_env(), check=True, timeout=600)
         stderr, code = Path(f"{ws}.stderr").read_text(), int(Path(f"{ws}.rc").read_text())
         after = json.loads(Path(f"{ws}.after").read_text())
         intact = (not after["half_written"] and not after["unreadable"]) if first_training else \

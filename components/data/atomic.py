@@ -45,6 +45,13 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     try:
         with output_errors(final, only_write_errors=True):
             yield tmp
+    except StorageError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp in getattr(exc, "output", tmp).parents:
+            # a file written atomically inside the folder: name this output (its previous version is what is
+            # kept), not a temporary file the user never sees
+            raise storage_error(final, exc.why, exc.__cause__) from exc.__cause__
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -128,14 +135,6 @@ def output_errors(final: Path, only_write_errors: bool = False) -> Iterator[None
         else:
             raise
         raise storage_error(final, why, exc) from exc
-    except StorageError as exc:
-        # A file written atomically inside an atomic_dir's temporary folder failed: name the stage's output
-        # (its previous version is what is kept), not a temporary file the user never sees.
-        inner = getattr(exc, "output", None)
-        if inner is None or not any(folder.parent == final.parent and folder.name.startswith(f".{final.name}.tmp-")
-                                    for folder in inner.parents):
-            raise
-        raise storage_error(final, exc.why, exc.__cause__) from exc.__cause__
 
 
 def storage_error(final: Path, why: str, exc: OSError) -> StorageError:

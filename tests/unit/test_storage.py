@@ -168,6 +168,18 @@ def test_a_full_or_read_only_disk_is_a_storage_error_and_keeps_the_old_output(tm
     assert (final / "a.txt").read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_a_file_written_atomically_inside_an_output_folder_is_reported_as_that_output(tmp_path):
+    """A shard's .md5 (atomic_file) failing inside prepare's atomic_dir names data/prepared, not a temp file."""
+    final = tmp_path / "out"
+    with atomic_dir(final) as tmp:
+        (tmp / "a.txt").write_text("first")
+    with pytest.raises(StorageError) as info:
+        with atomic_dir(final) as tmp, atomic_file(tmp / "a.txt.md5"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert str(info.value).startswith(f"{final}: cannot write the output, the disk is full"), info.value
+    assert (final / "a.txt").read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 FILL_A_TMPFS = """
 import json, subprocess, sys
 from pathlib import Path
