@@ -52,6 +52,12 @@ class TrainJudgeParams(ClassifierFitParams):
 
     model: ClassifierParams = ClassifierParams()
 
+    def recipe(self) -> ClassifierFitParams:
+        """The judge's training recipe without its net: what a downstream run's `evaluate.fit` holds, so that
+        the judge and a downstream run of the same recipe, net, data and seed have one fingerprint (evaluate
+        then takes the judge's run instead of training it again)."""
+        return ClassifierFitParams(**{k: v for k, v in self if k != "model"})
+
 
 class FilterParams(Section):
     """Which synthetic samples the filter keeps (components/generation/filtering.py), and the top-up

@@ -145,7 +145,10 @@ def train_runs(ctx: Context, wanted: list[Run], done: dict) -> dict:
     (components/fanout.py: a run is a piece)."""
     todo = list({run.key: run for run in wanted if run.key not in done}.values())
     folder = paths.EVALUATION_RUNS.absolute()  # a worker's working folder is not ours
-    results = fanout.ordered_map(train_run, todo, ctx.device.type == "cuda", ctx=ctx, folder=folder)
+    # The judge is trained with the downstream recipe and the classic augmentation: with the default params it
+    # is the real_classic run of the pipeline's seed, which is then taken from it, not trained again.
+    results = fanout.ordered_map(train_run, todo, ctx.device.type == "cuda", ctx=ctx, folder=folder,
+                                 donors=(paths.JUDGE.absolute(),))
     for run, result in zip(todo, results):
         done[run.key] = result
     return done

@@ -29,8 +29,8 @@ def run(params: Params) -> dict:
     p = params.train_judge
     print(f"train_judge: classifier (width {p.model.width}, {p.model.stages} stages) on {len(labels)} images of "
           f"{len(info.class_names)} classes, {p.steps} steps on {describe(device)}")
-    model, summary = train_classifier(images, labels, len(info.class_names), p.model, p, params.seed, device,
-                                      paths.JUDGE, "train_judge", augment=params.classic,
+    model, summary = train_classifier(images, labels, len(info.class_names), p.model, p.recipe(), params.seed,
+                                      device, paths.JUDGE, "train_judge", augment=params.classic,
                                       label_smoothing=p.label_smoothing, finals=(paths.JUDGE_FILE,))
     save(paths.JUDGE / paths.JUDGE_FILE, classifier.export(model, p.model, info.class_names, info.size, summary["steps"]))
     summary["val"] = validation(model, info, device)

@@ -64,10 +64,11 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
                      fit_params: FitParams, seed: int, device: torch.device, run_dir: Path, name: str,
                      balance: Balance = "none", augment: ClassicParams | None = None,
                      synthetic: SyntheticPart | None = None, label_smoothing: float = 0.0,
-                     finals: tuple[str, ...] = ()) -> tuple[Classifier, dict]:
+                     finals: tuple[str, ...] = (), donors: tuple[Path, ...] = ()) -> tuple[Classifier, dict]:
     """Train a classifier on uint8 (N, H, W, C) real images (and `synthetic`); returns it (eval mode) and
     fit's summary. `balance`: weighted (class-weighted cross-entropy) or oversampled (every class drawn as
-    often). Every random draw is seeded by `seed`: a resumed run trains to the same weights."""
+    often). Every random draw is seeded by `seed`: a resumed run trains to the same weights. `donors`: run
+    folders that may already hold this run (fit)."""
     labels = np.array(labels, dtype=np.int64)  # a writable copy (pandas hands out read-only arrays)
     check_labels(labels, num_classes)
     # channels_last only on CUDA: torch 2.13's CPU kernels crash (SIGSEGV in backward) on channels_last
@@ -123,7 +124,8 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
         "augment": None if augment is None else augment.model_dump(mode="json"),
         "synthetic": None if synthetic is None else synthetic.fingerprint(),
     }
-    return fit(model, batch_metrics, METRICS, fit_params, seed, device, run_dir, fingerprint, finals, name)
+    return fit(model, batch_metrics, METRICS, fit_params, seed, device, run_dir, fingerprint, finals, name,
+               donors=donors)
 
 
 def weighted_mean_ce(logits: torch.Tensor, target: torch.Tensor, rows: torch.Tensor | None,

@@ -122,16 +122,16 @@ class Run:
         return self.recipe, self.seed, self.share if self.recipe.synthetic else None
 
 
-def train_run(run: Run, ctx: Context, folder: Path) -> dict:
+def train_run(run: Run, ctx: Context, folder: Path, donors: tuple[Path, ...] = ()) -> dict:
     """The test and val scores of one downstream run, trained in folder/<name>-seed<seed> (resumed, or just
-    read back when finished)."""
+    read back when finished; taken from a donor run folder that holds the same run: the judge's)."""
     p = ctx.p
     model, _ = train_classifier(
         ctx.sets.real.images, ctx.sets.real.labels, ctx.num_classes, p.classifier, p.fit, run.seed, ctx.device,
         folder / f"{run.name}-seed{run.seed}", f"evaluate {run.name} seed {run.seed}", balance=run.recipe.balance,
         augment=ctx.params.classic if run.recipe.classic else None,
         synthetic=synthetic_part(ctx, run.share) if run.recipe.synthetic else None,
-        label_smoothing=p.fit.label_smoothing)
+        label_smoothing=p.fit.label_smoothing, donors=donors)
     return {split: split_scores(model, getattr(ctx.sets, split), ctx) for split in SPLITS}
 
 

@@ -111,11 +111,13 @@ def loop(step_fn: Step, run: RunDir, key: str, states: dict[str, Stateful], rng:
 
 def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str, ...], params: FitParams,
         seed: int, device: torch.device, run_dir: Path, fingerprint: dict, finals: tuple[str, ...],
-        name: str, picture: Callable[[torch.nn.Module, Path], None] | None = None) -> tuple[torch.nn.Module, dict]:
+        name: str, picture: Callable[[torch.nn.Module, Path], None] | None = None,
+        donors: tuple[Path, ...] = ()) -> tuple[torch.nn.Module, dict]:
     """Train `model` on the loss `batch_metrics(model, rng, step)[0]` for params.steps (resuming from run_dir's
     last checkpoint); returns the trained model (its EMA when params.ema_decay is set, in eval mode) and a
-    summary. The caller writes its final files (`finals`) afterwards. Under torchrun (components/ranks.py)
-    each rank takes its slice of every batch and DDP averages the gradients."""
+    summary. The caller writes its final files (`finals`) afterwards. `donors`: run folders of other trainers
+    that may hold this very run (same fingerprint): it is taken from them, not trained again. Under torchrun
+    (components/ranks.py) each rank takes its slice of every batch and DDP averages the gradients."""
     run = RunDir(run_dir, metrics, finals)
     model = model.to(device)
     trained = ranks.wrap(model)
@@ -141,6 +143,10 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
         if ema is not None:
             update_ema(ema, model, params.ema_decay, step)
         return ranks.mean(values)  # what the ranks saw together: the same log and divergence verdict on each
+
+    if donors:
+        run.adopt(key, params.steps, donors)
+        ranks.barrier()
 
     def draw(step: int) -> None:
         picture((ema or model).eval(), run.sample_path(step))

@@ -74,6 +74,35 @@ class RunDir:
         return saved["step"]
 
     @main_only
+    def adopt(self, fingerprint: str, steps: int, donors: tuple[Path, ...]) -> None:
+        """Take the run of a donor folder (another trainer's run folder) when it is this very run - the same
+        fingerprint - and further on than this folder's own: its last checkpoint and its metrics are copied
+        here, and resume() continues from them instead of training those steps again."""
+        own = self.matching_step(checkpoint.latest(self.root / CHECKPOINTS), fingerprint, steps)
+        for donor in donors:
+            path = checkpoint.latest(Path(donor) / CHECKPOINTS)
+            step = self.matching_step(path, fingerprint, steps)
+            if step > own:
+                self.clear()
+                # the metrics first: the checkpoint is what marks the run as taken
+                for source, target in ((Path(donor) / METRICS_CSV, self.metrics_csv),
+                                       (path, self.root / CHECKPOINTS / path.name)):
+                    if source.exists():
+                        with atomic_file(target) as tmp:
+                            shutil.copyfile(source, tmp)
+                log.info("%s: the same run as %s (same fingerprint): its step %d is taken, not trained again",
+                         self.root, donor, step)
+                return
+
+    @staticmethod
+    def matching_step(path: Path | None, fingerprint: str, steps: int) -> int:
+        """The step of checkpoint `path` if it belongs to this run (0 if not)."""
+        if path is None:
+            return 0
+        saved = checkpoint.load(path)
+        return saved["step"] if saved.get("fingerprint") == fingerprint and saved["step"] <= steps else 0
+
+    @main_only
     def save_checkpoint(self, step: int, fingerprint: str, states: dict[str, Stateful], rng: torch.Generator,
                         keep: int) -> None:
         saved = {key: obj.state_dict() for key, obj in states.items()}

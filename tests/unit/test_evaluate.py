@@ -3,6 +3,7 @@ sweep, soft labels, the generative metrics and the plots; and the release gate, 
 synthetic data and accepts held-out real images."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,31 @@ def test_evaluate_reports_every_arm_and_the_generative_metrics(prepared):
 
 
 FAST = {"fit": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 10}}
+
+
+def test_the_judge_is_the_real_classic_run_of_its_seed_and_is_taken_not_trained_again(prepared):
+    judge = small_params().train_judge
+    recipe = {"classifier": judge.model.model_dump(), "fit": judge.recipe().model_dump()}
+    params = small_params(evaluate={"arms": ["real_classic"], "seeds": [0, 1], "cas": False, **recipe})
+    augmented_with("heldout", 4, params)
+    # Mark the judge's logged metrics: a run taken from the judge carries the mark, a run trained does not.
+    logged = paths.JUDGE / "metrics.csv"
+    rows = logged.read_text().splitlines()
+    step, rest = rows[-1].split(",", 1)
+    logged.write_text("\n".join([*rows[:-1], f"{step},123.5," + rest.split(",", 1)[1]]) + "\n")
+    evaluate.run(params)
+    taken, trained = (paths.EVALUATION_RUNS / f"real_classic-seed{seed}" for seed in (0, 1))
+    assert (taken / "metrics.csv").read_text() == logged.read_text()   # seed 0: the judge's run (params.seed 0)
+    assert "123.5" not in (trained / "metrics.csv").read_text()        # seed 1: trained
+    assert [p.name for p in (taken / "checkpoints").iterdir()] == [f"step-{judge.steps:07d}.pt"]
+    # The judge's scores are those a trained run gets: the same weights (same fingerprint, same draws).
+    report = json.loads(paths.metrics_file("evaluate").read_text())
+    shutil.rmtree(paths.EVALUATION_RUNS)
+    logged.write_text("\n".join(rows) + "\n")
+    params = small_params(evaluate={"arms": ["real_classic"], "seeds": [0, 1], "cas": False, **recipe})
+    (paths.JUDGE / "checkpoints").rename(paths.JUDGE / "elsewhere")   # nothing to take: both runs train
+    assert json.loads(json.dumps(evaluate.run(params)))["arms"] == report["arms"]
+    assert "123.5" not in (taken / "metrics.csv").read_text()
 
 
 def test_without_synthetic_samples_the_synthetic_arms_are_skipped(prepared):
