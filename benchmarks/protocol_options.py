@@ -54,7 +54,7 @@ def main() -> None:
 def run_variant(data: Path, folder: Path, overrides: dict) -> dict:
     """evaluate in `folder`, reading `data`'s assembled set and judge through links; the finished runs of the
     non-synthetic arms are linked too (the options change only the synthetic arms: those runs are reused)."""
-    reused = [run for run in (data / paths.EVALUATION_RUNS).glob("*") if not run.name.startswith("real_synthetic")]
+    reused = [run for run in (data / paths.EVALUATION_RUNS).glob("*") if "synthetic" not in run.name]
     for part in (paths.AUGMENTED, paths.JUDGE, *(run.relative_to(data) for run in reused)):
         link = folder / part
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,10 @@ def summarize(name: str, overrides: dict, reports: list[dict]) -> dict:
         entries = [r["arms"][arm] for r in reports]
         arms[arm] = {"val": round(float(np.mean([e["val"]["balanced_accuracy"]["mean"] for e in entries])), 5),
                      "test": round(float(np.mean([e["balanced_accuracy"]["mean"] for e in entries])), 5),
-                     "test_per_pipeline": [e["balanced_accuracy"]["mean"] for e in entries]}
+                     "test_per_pipeline": [e["balanced_accuracy"]["mean"] for e in entries],
+                     "std_per_pipeline": [e["balanced_accuracy"]["std"] for e in entries],
+                     "recall": {name: round(float(np.mean([e["recall"][name] for e in entries])), 4)
+                                for name in entries[0]["recall"]}}
     return {"variant": name, "overrides": overrides, "arms": arms,
             "synthetic_arms": sorted(a for a in arms if a in SYNTHETIC_ARMS)}
 

@@ -96,6 +96,10 @@ class EvaluateParams(Section):
     synthetic_labels: Literal["hard", "judge"] = "judge"
     label_temperature: float = Field(2.0, gt=0)
     real_only_final: float = Field(0.0, ge=0, lt=1)     # share of the steps, at the end, without synthetic images
+    # The class weights of the weighted synthetic arms: mixture (over real and synthetic images together, so
+    # every class holds the same part of the loss) | real (the real part weighted as in real_weighted, the
+    # synthetic part added unweighted: the rare real images keep their weight).
+    synthetic_weighting: Literal["mixture", "real"] = "mixture"
     shares: list[float] = []    # the share sweep ([] = off): the synthetic arm at each share; 0 is always in it
     cas: bool = True                      # classification accuracy score: train on synthetic only
     kid: KidParams = KidParams()

@@ -12,7 +12,8 @@ real batches (components/data/sampling.py): an arm changes only what it adds to 
   loss weight synthetic_weight, against their labels or the judge's soft labels (synthetic_labels), and
   none in the last real_only_final share of the steps. Real images are seen exactly as often as in the
   real arm: equal real exposure. real_weighted_synthetic(_classic): the same with class weights over the
-  whole batch, real and synthetic (classify.mixture_weights), for rare classes.
+  whole batch, real and synthetic (classify.mixture_weights), for rare classes; or, with
+  synthetic_weighting: real, class weights on the real part alone (the synthetic part added unweighted).
 With evaluate.shares set, also a share sweep: the synthetic arm at each share (0: its real-only twin).
 
 Writes metrics/evaluate.json (the recipe; per arm: accuracy and balanced accuracy on test and val, mean and
@@ -97,7 +98,8 @@ def recipe_summary(params: Params) -> dict:
             "synthetic": {"share": p.synthetic_share, "per_batch": synthetic_per_batch(p.fit.batch_size,
                                                                                      p.synthetic_share),
                           "weight": p.synthetic_weight, "labels": p.synthetic_labels,
-                          "temperature": p.label_temperature, "real_only_final": p.real_only_final}}
+                          "temperature": p.label_temperature, "real_only_final": p.real_only_final,
+                          "weighting": p.synthetic_weighting}}
 
 
 def recipe_text(params: Params, synthetic: bool = True) -> str:
@@ -121,13 +123,15 @@ def train_arms(ctx: Context, arms: list[str], notes: list[str]) -> dict[str, lis
     training (weighting or oversampling balanced classes) share their runs."""
     real, synthetic, p = ctx.sets.real.labels, ctx.sets.synthetic.labels, ctx.p
     balanced = balancing_weights(real, ctx.num_classes) is None
-    mixture_balanced = mixture_weights(real, synthetic, p.synthetic_weight, ctx.num_classes) is None
+    mixture_balanced = (mixture_weights(real, synthetic, p.synthetic_weight, ctx.num_classes) is None
+                        if p.synthetic_weighting == "mixture" else balanced)
     recipes = {}
     for arm in arms:
         recipe = RECIPES[arm]
         if recipe.balance != "none" and (mixture_balanced if recipe.synthetic else balanced):
             recipe = replace(recipe, balance="none")
-            notes.append(f"{arm}: the {'batches' if recipe.synthetic else 'real classes'} are balanced, so "
+            mixed = recipe.synthetic and p.synthetic_weighting == "mixture"
+            notes.append(f"{arm}: the {'batches' if mixed else 'real classes'} are balanced, so "
                          f"{RECIPES[arm].balance} changes nothing: the runs of arm {NAMES[recipe]}")
         recipes[arm] = recipe
     done = train_runs(ctx, [Run(recipe, seed, NAMES[recipe], p.synthetic_share) for recipe in recipes.values()

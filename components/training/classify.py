@@ -5,7 +5,8 @@ with equal weight per class (oversampling), plus, for a run with synthetic image
 per batch. The loss is cross-entropy on the real part (label smoothing, optional class weights) plus
 `synthetic.weight` x cross-entropy on the synthetic part, against their labels or soft labels (a
 distribution per image, from the judge). Class weights with a synthetic part are computed over what a batch
-holds on average, real and synthetic together (mixture_weights), so every class weighs the same in the loss.
+holds on average, real and synthetic together (mixture_weights), so every class weighs the same in the loss;
+or (synthetic.weighting "real") over the real part alone, the synthetic part unweighted.
 The classic augmentation (shift, flip, erased square) runs in torch on the whole batch, on the device.
 """
 
@@ -38,7 +39,9 @@ Balance = Literal["none", "weighted", "oversampled"]
 class SyntheticPart:
     """The synthetic images of a downstream run and how they enter it: `per_batch` of them join each batch
     for the first `steps` steps; `targets` are their labels (N,) or soft labels (N, classes); `labels` their
-    conditioning labels (class weighting counts them), the targets when None."""
+    conditioning labels (class weighting counts them), the targets when None. `weighting`: how a class-weighted
+    run weighs them (mixture: with the real images, so every class weighs the same; real: the real part alone
+    is weighted)."""
 
     images: np.ndarray
     targets: np.ndarray
@@ -46,6 +49,7 @@ class SyntheticPart:
     weight: float
     steps: int
     labels: np.ndarray | None = None
+    weighting: Literal["mixture", "real"] = "mixture"
 
     @property
     def classes(self) -> np.ndarray:
@@ -56,8 +60,9 @@ class SyntheticPart:
         return np.asarray(self.targets, dtype=np.int64)
 
     def fingerprint(self) -> dict:
+        # weighting only when it is not mixture, under which the earlier runs trained: they still resume
         return {"data": digest(self.images, self.targets), "per_batch": self.per_batch, "weight": self.weight,
-                "steps": self.steps}
+                "steps": self.steps, **({"weighting": self.weighting} if self.weighting != "mixture" else {})}
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, model_params: ClassifierParams,
@@ -76,18 +81,13 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
     memory = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     model = build(model_params, num_classes, images.shape[-1], seed).to(memory_format=memory)
     real = DeviceImages(images, labels, device)
-    if balance != "weighted":
-        weights = None
-    elif synthetic is None:
-        weights = balancing_weights(labels, num_classes)
-    else:
-        weights = mixture_weights(labels, synthetic.classes, synthetic.weight, num_classes)
+    weights, both_parts = class_weights(labels, num_classes, balance, synthetic)
     weight = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
     fake = soft = fake_class = None
     if synthetic is not None:
         fake = DeviceImages(synthetic.images, np.zeros(len(synthetic.images), np.int64), device)
         soft = torch.as_tensor(np.array(synthetic.targets), device=device)
-        if weights is not None:
+        if both_parts:
             fake_class = torch.as_tensor(np.array(synthetic.classes), device=device)
     sampler = ShareSampler(np.arange(len(labels)), np.arange(0 if synthetic is None else len(synthetic.images)),
                            fit_params.batch_size, 0 if synthetic is None else synthetic.per_batch, fit_params.steps,
@@ -106,7 +106,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
         # kernels would take them as channels_last
         logits = m(x.clone(memory_format=memory)).float()
         own = logits[:len(y)]
-        if weight is not None and synthetic is not None:
+        if fake_class is not None:
             # mixture weights: each part's mean of weighted losses (the weights already hold the share)
             loss = weighted_mean_ce(own, y, weight[y], label_smoothing)
         else:
@@ -114,7 +114,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, m
         if mixed:
             target = soft[index]
             smoothing = 0.0 if target.is_floating_point() else label_smoothing
-            rows = None if weight is None else weight[fake_class[index]]
+            rows = None if fake_class is None else weight[fake_class[index]]
             loss = loss + synthetic.weight * weighted_mean_ce(logits[len(y):], target, rows, smoothing)
         return torch.stack([loss, (own.argmax(1) == y).float().mean()])
 
@@ -139,6 +139,18 @@ def weighted_mean_ce(logits: torch.Tensor, target: torch.Tensor, rows: torch.Ten
 def check_labels(labels: np.ndarray, num_classes: int) -> None:
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataError(f"labels must lie in [0, {num_classes}), got [{labels.min()}, {labels.max()}]")
+
+
+def class_weights(labels: np.ndarray, num_classes: int, balance: Balance,
+                  synthetic: SyntheticPart | None) -> tuple[np.ndarray | None, bool]:
+    """The class weights of a run's loss (None: unweighted), and whether they weigh the synthetic part too
+    (mixture weights, over both parts) or the real part alone (synthetic.weighting "real")."""
+    if balance != "weighted":
+        return None, False
+    if synthetic is None or synthetic.weighting == "real":
+        return balancing_weights(labels, num_classes), False
+    weights = mixture_weights(labels, synthetic.classes, synthetic.weight, num_classes)
+    return weights, weights is not None
 
 
 def balancing_weights(labels: np.ndarray, num_classes: int) -> np.ndarray | None:

@@ -139,7 +139,8 @@ def synthetic_part(ctx: Context, share: float) -> SyntheticPart:
     p, synthetic = ctx.p, ctx.sets.synthetic
     return SyntheticPart(images=synthetic.images, targets=synthetic_targets(p, synthetic),
                          per_batch=synthetic_per_batch(p.fit.batch_size, share), weight=p.synthetic_weight,
-                         steps=round(p.fit.steps * (1 - p.real_only_final)), labels=synthetic.labels)
+                         steps=round(p.fit.steps * (1 - p.real_only_final)), labels=synthetic.labels,
+                         weighting=p.synthetic_weighting)
 
 
 def synthetic_targets(p: EvaluateParams, synthetic: Images) -> np.ndarray:

@@ -139,6 +139,7 @@ def test_without_synthetic_samples_the_synthetic_arms_are_skipped(prepared):
     ("synthetic_share", 0, "greater than 0"), ("synthetic_weight", -1, "greater than 0"),
     ("synthetic_labels", "teacher", "'hard' or 'judge'"), ("label_temperature", 0, "greater than 0"),
     ("real_only_final", 1, "less than 1"), ("arms", ["real_mixup"], "real_synthetic_classic"),
+    ("synthetic_weighting", "synthetic", "'mixture' or 'real'"),
     ("fit", {"schedule": "step"}, "'constant', 'cosine' or 'onecycle'"),
     ("fit", {"label_smoothing": 1}, "less than 1"), ("fit", {"warmup": -0.1}, "greater than or equal to 0"),
 ])
@@ -201,6 +202,15 @@ def test_rare_classes_get_their_own_arms(tmp_path, monkeypatch):
         "real-seed0", "real_oversampled_classic-seed0", "real_synthetic_classic-seed0", "real_weighted-seed0",
         "real_weighted_synthetic_classic-seed0"]
     assert all("Coat" in entry["recall"] for entry in report["arms"].values())
+    assert report["recipe"]["synthetic"]["weighting"] == "mixture"
+    # The real part alone weighted: a run of its own (the mixture run is not resumed), stated in the recipe.
+    mixture = (paths.EVALUATION_RUNS / "real_weighted_synthetic_classic-seed0" / "metrics.csv").read_text()
+    params = small_params(prepare={"per_class": 20, "imbalance": {"classes": ["Coat"], "factor": 0.25}},
+                          evaluate={"arms": ["real_weighted_synthetic_classic"], "seeds": [0], "cas": False,
+                                    "synthetic_weighting": "real", **FAST})
+    report = evaluate.run(params)
+    assert report["recipe"]["synthetic"]["weighting"] == "real" and not report["notes"]
+    assert (paths.EVALUATION_RUNS / "real_weighted_synthetic_classic-seed0" / "metrics.csv").read_text() != mixture
 
 
 def test_gate_refuses_noise_and_accepts_heldout_real_images(prepared):

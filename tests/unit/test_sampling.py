@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from components.data.sampling import ShareSampler, class_balancing, synthetic_per_batch
 from components.errors import DataError, ParamsError
-from components.training.classify import balancing_weights, mixture_weights
+from components.training.classify import SyntheticPart, balancing_weights, class_weights, mixture_weights
 
 
 @pytest.mark.parametrize("share, extra", [(0.1, 7), (0.25, 21), (0.5, 64), (0.0, 0)])
@@ -94,3 +94,16 @@ def test_mixture_weights_give_every_class_the_same_part_of_the_loss():
     # Synthetic weight 0: the real-only class weights; balanced batches: no weights at all.
     assert mixture_weights(real, synthetic, 0.0, 3) == pytest.approx(balancing_weights(real, 3))
     assert mixture_weights(np.repeat([0, 1], 5), np.repeat([1, 0], 3), 1.0, 2) is None
+
+
+def test_weighted_synthetic_runs_weigh_both_parts_or_the_real_part_alone():
+    """evaluate.synthetic_weighting: mixture weights over real and synthetic images, applied to both parts; or
+    the real part weighted as in real_weighted (the rare real images keep their weight), the synthetic part not."""
+    real, synthetic = np.repeat([0, 1, 2], [90, 90, 9]), np.full(81, 2)
+    part = SyntheticPart(np.zeros((81, 4, 4, 1), np.uint8), synthetic, 21, 0.5, 100)
+    weights, both = class_weights(real, 3, "weighted", part)
+    assert both and weights == pytest.approx(mixture_weights(real, synthetic, 0.5, 3))
+    weights, both = class_weights(real, 3, "weighted", SyntheticPart(**{**vars(part), "weighting": "real"}))
+    assert not both and weights == pytest.approx(balancing_weights(real, 3)) and weights[2] > 9 * weights[0]
+    assert class_weights(real, 3, "none", part) == (None, False)
+    assert class_weights(real, 3, "oversampled", None) == (None, False)
