@@ -26,7 +26,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPO = Path(__file__).resolve().parents[1]
 
-from components.cli import STAGES  # noqa: E402
+from components.cli import STAGES, stage  # noqa: E402
 from components.config import load_params  # noqa: E402
 from components.config.quality import DEFAULT_ARMS, SYNTHETIC_ARMS  # noqa: E402
 
@@ -77,7 +77,7 @@ def run_budget(folder: Path, overrides: dict, first: str | None = None, earlier:
     seconds = {name: t for name, t in (earlier or {}).items() if name not in rerun}
     with chdir(folder):
         for name in rerun:
-            function = STAGES[name]
+            function = stage(name)
             started = time.perf_counter()
             function(params)
             seconds[name] = round(time.perf_counter() - started, 1)

@@ -1,11 +1,15 @@
 """Command line: `python -m components <stage>` runs one pipeline stage; plus `version` and `export`.
 
-STAGES is the one table from a dvc.yaml stage name to the function that runs it; a test keeps the two
-in step. Errors meant for the user (GenaugError) print as one clear message, without a traceback. A stage
-and `version` hold the workspace lock (components/workspace.py) while they run.
+STAGES is the one list of the dvc.yaml stage names, each run by components/stages/<name>.py's `run`; a test
+keeps the two in step. A stage's module is imported only when that stage runs: a stage process loads what
+its own stage needs (torch, or scipy and torchmetrics, only where used), a second or two less per stage.
+Errors meant for the user (GenaugError) print as one clear message, without a traceback. A stage and
+`version` hold the workspace lock (components/workspace.py) while they run.
 """
 
 import argparse
+import ast
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -14,25 +18,22 @@ from pathlib import Path
 from components import paths
 from components.config import Params, load_params
 from components.errors import GateRefused, GenaugError
-from components.stages import (assemble, denoise, evaluate, generate, prepare, train_denoiser, train_generator,
-                               train_judge, train_scorer, train_upscaler, upscale, version)
-from components.stages import filter as filter_samples
 from components.workspace import hold
 
-STAGES: dict[str, Callable[[Params], dict]] = {
-    "prepare": prepare.run,
-    "train_generator": train_generator.run,
-    "generate": generate.run,
-    "train_scorer": train_scorer.run,
-    "train_denoiser": train_denoiser.run,
-    "denoise": denoise.run,
-    "train_upscaler": train_upscaler.run,
-    "upscale": upscale.run,
-    "train_judge": train_judge.run,
-    "filter": filter_samples.run,
-    "assemble": assemble.run,
-    "evaluate": evaluate.run,
-}
+STAGES = ("prepare", "train_generator", "generate", "train_scorer", "train_denoiser", "denoise", "train_upscaler",
+          "upscale", "train_judge", "filter", "assemble", "evaluate")
+STAGE_FOLDER = Path(__file__).parent / "stages"
+
+
+def stage(name: str) -> Callable[[Params], dict]:
+    """The function that runs stage `name` (its module imported now)."""
+    return importlib.import_module(f"components.stages.{name}").run
+
+
+def summary(module: str) -> str:
+    """The first line of a stages module's docstring, read without importing it."""
+    text = ast.get_docstring(ast.parse((STAGE_FOLDER / f"{module}.py").read_text())) or ""
+    return text.split("\n")[0]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,15 +54,16 @@ def main(argv: list[str] | None = None) -> None:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="genaug", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
-    for name, function in STAGES.items():
-        cmd = sub.add_parser(name, help=(sys.modules[function.__module__].__doc__ or "").split("\n")[0])
+    for name in STAGES:
+        cmd = sub.add_parser(name, help=summary(name))
         cmd.add_argument("--params", type=Path, default=paths.PARAMS)
-        cmd.set_defaults(handler=lambda args, function=function: function(load_params(args.params)))
+        cmd.set_defaults(handler=lambda args, name=name: stage(name)(load_params(args.params)))
 
-    cmd = sub.add_parser("version", help=version.__doc__.split("\n")[0])
+    cmd = sub.add_parser("version", help=summary("version"))
     cmd.add_argument("--params", type=Path, default=paths.PARAMS)
     cmd.add_argument("--tag", help="tag name instead of the next <tag_prefix>N")
-    cmd.set_defaults(handler=lambda args: version.run(load_params(args.params), tag=args.tag))
+    cmd.set_defaults(handler=lambda args: importlib.import_module("components.stages.version").run(
+        load_params(args.params), tag=args.tag))
 
     cmd = sub.add_parser("export", help="write a dataset version as an ImageFolder tree of PNG files")
     cmd.add_argument("--rev", default=None, help="git revision or tag (default: the workspace)")

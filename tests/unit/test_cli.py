@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from components.cli import STAGES
+from components.cli import STAGES, stage, summary
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -14,9 +14,11 @@ REPO = Path(__file__).resolve().parents[2]
 def test_every_dvc_stage_is_a_cli_stage_and_back():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert set(stages) == set(STAGES)
-    for name, stage in stages.items():
-        assert stage["cmd"] == f"python -m components {name}"
-        assert f"components/stages/{name}.py" in stage["deps"]
+    assert list(stages) == list(STAGES)  # in pipeline order: benchmarks/learning_curve.py runs them so
+    for name, entry in stages.items():
+        assert entry["cmd"] == f"python -m components {name}"
+        assert f"components/stages/{name}.py" in entry["deps"]
+        assert callable(stage(name)) and summary(name)   # a module with run() and a docstring for --help
 
 
 def test_bad_params_give_a_clear_message_and_exit_2(tmp_path):
