@@ -102,12 +102,30 @@ def imbalance_table() -> str:
     rows = [(arm, "", entry) for arm, entry in plain.items() if "synthetic" not in arm]
     rows += [(arm, labels, entry) for labels, run in runs.items() for arm, entry in run["arms"].items()
              if "synthetic" in arm]
+    rows += weighting_rows()
     for arm, labels, entry in sorted(rows, key=lambda row: (ORDER.index(row[0]), row[1])):
         lift = f"{entry['mean'] - plain[best]['mean']:+.4f}" if "synthetic" in arm else \
             ("(baseline)" if arm == best else "")
         lines.append(f"| `{arm}` | {labels} | {entry['mean']:.4f} ± {entry['std']:.4f} | {entry['val']:.4f} | "
                      + "".join(f"{entry['recall'][c]:.3f} | " for c in rare) + f"{lift} |")
     return "\n".join(lines)
+
+
+def weighting_rows() -> list[tuple[str, str, dict]]:
+    """The weighted synthetic arm with class weights on the real part alone (evaluate.synthetic_weighting:
+    real), from benchmarks/protocol_options.py on the same data, as rows of the rare-class table."""
+    path = RESULTS / "imbalanced_weighting-cpu-2core.json"
+    if not path.exists():
+        return []
+    rows = []
+    for variant in load(path.name)["variants"]:
+        weight = variant["overrides"].get("evaluate.synthetic_weight", 1.0)
+        for arm in variant["synthetic_arms"]:
+            entry = variant["arms"][arm]
+            rows.append((arm, f"hard; real part weighted{'' if weight == 1.0 else f', weight {weight:g}'}",
+                         {"mean": entry["test"], "std": entry["std_per_pipeline"][0], "val": entry["val"],
+                          "recall": entry["recall"]}))
+    return rows
 
 
 def curve_rows() -> list[dict]:
