@@ -105,14 +105,25 @@ def clear_leftovers(final: Path) -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process of this host has that pid (a pid reused since counts as alive: nothing is removed)."""
+    """Whether a process of this host has that pid (a pid reused since counts as alive: nothing is removed).
+    A zombie is dead: a killed process whose parent died too stays one until PID 1 reaps it, which can take
+    a second or more (or forever, in a container whose PID 1 does not reap)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    return not zombie(pid)
+
+
+def zombie(pid: int) -> bool:
+    """Whether the process has exited and waits to be reaped (Linux's /proc; elsewhere: not known, False)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].startswith(("Z", "X"))  # the state follows the (command name)
 
 
 def glob_escape(name: str) -> str:

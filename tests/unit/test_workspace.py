@@ -7,11 +7,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from components import workspace
+from components.data.atomic import zombie
 from components.workspace import LOCK_FILE, TOKEN, WorkspaceBusy, hold
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,14 +66,23 @@ def test_a_holder_on_another_host_counts_as_alive(tmp_path):
             pass
 
 
-def test_a_dead_holders_lock_is_taken_over_with_a_warning(tmp_path, caplog):
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+@pytest.mark.parametrize("reaped", [True, False])
+def test_a_dead_holders_lock_is_taken_over_with_a_warning(tmp_path, caplog, reaped):
+    """Dead, or killed and not yet reaped (a zombie: `dvc repro` killed with its stage, whose zombie waits
+    for PID 1, which may take a second or more)."""
+    gone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone.kill()
+    if reaped:
+        gone.wait()
+    else:
+        while not zombie(gone.pid):
+            time.sleep(0.01)
     write_lock(tmp_path, gone.pid)
     with caplog.at_level(logging.WARNING, logger="genaug"):
         with hold(tmp_path, "genaug prepare"):
             assert lock_of(tmp_path)["pid"] == os.getpid()
     assert f"taking over the lock of genaug train_judge (pid {gone.pid}" in caplog.text
+    gone.wait()
 
 
 def test_a_stale_lock_another_process_took_over_first_is_not_removed(tmp_path, live_pid):
