@@ -27,7 +27,7 @@ ARMS: tuple[str, ...] = Arm.__args__
 SYNTHETIC_ARMS = frozenset({"real_synthetic", "real_synthetic_classic", "real_weighted_synthetic",
                             "real_weighted_synthetic_classic"})
 # The arms that decide the gate: `real` (no augmentation) is left out by default, as classic augmentation beats
-# it (README, Evaluation) and its 3 runs would take `make pipeline` past 20 minutes on 2 cores.
+# it (README, Evaluation), and its 3 runs would add about 4 minutes to `make pipeline` on 2 cores.
 DEFAULT_ARMS = ["real_classic", "real_weighted_classic", "real_oversampled_classic", "real_synthetic_classic"]
 
 
