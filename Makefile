@@ -19,9 +19,10 @@ pipeline: setup
 	dvc repro
 	$(PY) -m components version || [ $$? -eq 3 ]
 
-# Two test processes: much of the suite waits on servers and subprocesses, so 2 cores finish it sooner
+# Two test processes: much of the suite waits on servers and subprocesses, so 2 cores finish it sooner;
+# worksteal: an idle process takes queued tests from the other (the long end-to-end tests sit together)
 test: setup
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist worksteal
 
 setup: data $(VENV)/.installed remote
 

@@ -74,7 +74,7 @@ def test_build_is_seeded_export_and_load_give_the_same_net(tmp_path):
     back, saved = upscaler.load(tmp_path / "u.pt", CPU)
     assert saved["step"] == 9 and saved["arch"] == {"factor": 2, "channels": 3, "width": 8, "blocks": 2}
     low = rectangles(4, 8, 3)
-    assert np.array_equal(upscaler.apply(a, low, 4, CPU), upscaler.apply(back, low, 1, CPU))
+    assert np.array_equal(upscaler.apply(a, low, 4, CPU), upscaler.apply(back, low, 4, CPU))
     with pytest.raises(DataError, match="run the train_upscaler stage"):
         upscaler.load(tmp_path / "missing.pt", CPU)
 
