@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from components import paths
-from components.config import Params, load_params
+from components.config import load_params
 from components.errors import GateRefused, GenaugError
 from components.workspace import hold
 
@@ -25,8 +25,8 @@ STAGES = ("prepare", "train_generator", "generate", "train_scorer", "train_denoi
 STAGE_FOLDER = Path(__file__).parent / "stages"
 
 
-def stage(name: str) -> Callable[[Params], dict]:
-    """The function that runs stage `name` (its module imported now)."""
+def stage(name: str) -> Callable[..., dict]:
+    """The function that runs stage `name`, or `version` (its module imported now)."""
     return importlib.import_module(f"components.stages.{name}").run
 
 
@@ -62,8 +62,7 @@ def parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser("version", help=summary("version"))
     cmd.add_argument("--params", type=Path, default=paths.PARAMS)
     cmd.add_argument("--tag", help="tag name instead of the next <tag_prefix>N")
-    cmd.set_defaults(handler=lambda args: importlib.import_module("components.stages.version").run(
-        load_params(args.params), tag=args.tag))
+    cmd.set_defaults(handler=lambda args: stage("version")(load_params(args.params), tag=args.tag))
 
     cmd = sub.add_parser("export", help="write a dataset version as an ImageFolder tree of PNG files")
     cmd.add_argument("--rev", default=None, help="git revision or tag (default: the workspace)")
