@@ -84,6 +84,7 @@ class TrainGeneratorParams(Section):
     grid_columns: int = Field(10, ge=1)                  # samples per class in each sample grid
     divergence_patience: int = Field(500, ge=1)          # steps with D right on every real and fake image
     compile: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = "auto"   # the GAN's; the cVAE's is cvae.precision (FitParams)
     # processes that train together (torchrun, DDP): one per GPU, or on the CPU; 1: this process
     nproc: int = Field(1, ge=1, le=64)
     cvae: CvaeParams = CvaeParams()

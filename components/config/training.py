@@ -18,6 +18,8 @@ class FitParams(Section):
     over the first `warmup` share of them); onecycle (up from lr/25 to `lr` over the `warmup` share, then
     down to lr/1e4 along a cosine: Smith's one-cycle policy, the default of fast small-image recipes).
     optimizer: adam (weight_decay as an L2 term) or adamw (decoupled weight decay, Loshchilov & Hutter).
+    precision: auto (bf16 autocast on CUDA and on a CPU with bf16 in hardware, fp32 elsewhere), fp32 or bf16
+    (components/device.py). It shapes the weights: a checkpoint of the other precision is not resumed.
     """
 
     steps: int = Field(1000, ge=1)
@@ -32,6 +34,7 @@ class FitParams(Section):
     checkpoint_every: int = Field(250, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(50, ge=1)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
     @model_validator(mode="after")
     def _checkpoints_on_log_steps(self) -> "FitParams":

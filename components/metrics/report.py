@@ -88,7 +88,7 @@ def markdown(report: dict, info: DatasetInfo) -> str:
     lines += ["", "Recipe of every run: " + ", ".join([
         f"{fit['steps']} steps of {fit['batch_size']} real images", f"{fit['optimizer']} lr {fit['lr']:g} "
         f"({fit['schedule']}, warm-up {fit['warmup']:g}, weight decay {fit['weight_decay']:g})",
-        f"label smoothing {fit['label_smoothing']:g}",
+        f"label smoothing {fit['label_smoothing']:g}", f"{fit.get('precision', 'fp32')} arithmetic",
         f"classic augmentation (in torch on the batch): shift {classic['shift']} px, "
         f"{'horizontal flip' if classic['hflip'] else 'no flip'}, erase {classic['erase']['size']:g} x side "
         f"with p {classic['erase']['p']:g}"]) + f"; synthetic arms: + {synth['per_batch']} synthetic images a "

@@ -30,13 +30,15 @@ import logging
 import time
 from dataclasses import replace
 
+import torch
+
 from components import fanout, paths
 from components.config import Params
 from components.config.quality import SYNTHETIC_ARMS, EvaluateParams
 from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import DatasetInfo
 from components.data.sampling import synthetic_per_batch
-from components.device import describe, resolve_device
+from components.device import describe, resolve_device, resolve_precision
 from components.metrics.report import METRICS, rounded, write_report
 from components.metrics.summary import feature_distances, lift, mean_of, mean_std, summarize_arms, val_summary
 from components.models import classifier
@@ -55,9 +57,10 @@ def run(params: Params) -> dict:
     arms, notes = runnable_arms(p, len(sets.synthetic))
     print(f"evaluate: {len(arms)} arm(s) x {len(p.seeds)} seed(s) on {len(sets.real)} real + {len(sets.synthetic)} "
           f"synthetic train images; testing on {len(sets.test)} real test images (val: {len(sets.val)}); "
-          f"{describe(ctx.device)}, runs as {fanout.where()}\nevaluate: recipe: {recipe_text(params, len(sets.synthetic) > 0)}")
+          f"{describe(ctx.device, resolve_precision(ctx.device, p.fit.precision))}, runs as "
+          f"{fanout.where()}\nevaluate: recipe: {recipe_text(params, len(sets.synthetic) > 0)}")
     runs = train_arms(ctx, arms, notes)
-    report = {"recipe": recipe_summary(params), "arms": summarize_arms(runs, info.class_names),
+    report = {"recipe": recipe_summary(params, ctx.device), "arms": summarize_arms(runs, info.class_names),
               "lift": lift(runs, "test"), "lift_val": lift(runs, "val"), "notes": notes}
     if p.shares and not len(sets.synthetic):
         note(notes, "shares: the sweep is skipped, the dataset has no synthetic samples")
@@ -89,11 +92,12 @@ def note(notes: list[str], text: str) -> None:
     print(f"evaluate: {text}")
 
 
-def recipe_summary(params: Params) -> dict:
-    """The recipe of every downstream run, stated next to the numbers."""
+def recipe_summary(params: Params, device: torch.device) -> dict:
+    """The recipe of every downstream run, stated next to the numbers (the precision as resolved on `device`)."""
     p = params.evaluate
     return {"classifier": p.classifier.model_dump(mode="json"),
-            "fit": p.fit.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints", "log_every"}),
+            "fit": {**p.fit.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints", "log_every"}),
+                    "precision": resolve_precision(device, p.fit.precision)},
             "classic": params.classic.model_dump(mode="json"),
             "synthetic": {"share": p.synthetic_share, "per_batch": synthetic_per_batch(p.fit.batch_size,
                                                                                      p.synthetic_share),

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from components import ranks
 from components.config.training import FitParams
-from components.device import autocast
+from components.device import autocast, resolve_precision
 from components.errors import DataError, DivergenceError
 from components.pixels import resize, to_signed
 from components.training import checkpoint
@@ -126,16 +126,17 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
                                              weight_decay=params.weight_decay, fused=device.type == "cuda")
     rng = torch.Generator(device).manual_seed(seed + 1)  # seed itself initialised the weights
     states = {"model": model, "optimizer": optimizer, **({"ema": ema} if ema is not None else {})}
-    # Everything that shapes the weights; the device type too (CPU and CUDA differ in numerics).
+    precision = resolve_precision(device, params.precision)
+    # Everything that shapes the weights; the device type and precision too (they differ in numerics).
     key = json.dumps({**fingerprint, "fit": params.model_dump(mode="json", exclude=params.not_shaping()), "seed": seed,
-                      "device": device.type, **ranks.fingerprint()},
+                      "device": device.type, "precision": precision, **ranks.fingerprint()},
                      sort_keys=True, default=str)
 
     def step_fn(rng: torch.Generator, step: int) -> torch.Tensor:
         model.train()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(params, step)
-        with autocast(device):
+        with autocast(device, precision):
             values = batch_metrics(trained, rng, step).float()
         optimizer.zero_grad(set_to_none=True)
         values[0].backward()
@@ -155,7 +156,7 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
          "to start a fresh run.", FiniteWatch(device), draw if picture is not None else None)
     # Only what the weights depend on (no timings, no resume point): same params, same metrics file.
     summary = {"steps": params.steps, "final": {k: round(v, 5) for k, v in run.last_logged().items()},
-               "device": str(device)}
+               "device": str(device), "precision": precision}
     return (ema if ema is not None else model).eval(), summary
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from components import paths, ranks
 from components.config.generator import GeneratorParams, TrainGeneratorParams
 from components.config.training import FitParams
-from components.device import autocast
+from components.device import autocast, resolve_precision
 from components.generation.sample import class_grid
 from components.plots import save_grid
 from components.models import cgan
@@ -93,7 +93,8 @@ def train_step(g_train, d_train, G, ema, opt_g, opt_d, data: DeviceImages, rng: 
     mine = ranks.my_slice(torch.arange(tp.batch_size, device=real.device))
     rows_d = None if ranks.world() == 1 else Rows(torch.cat([mine, mine + tp.batch_size]), 2 * tp.batch_size)
     rows_g = None if ranks.world() == 1 else Rows(mine, tp.batch_size)
-    with autocast(real.device):
+    precision = resolve_precision(real.device, tp.precision)
+    with autocast(real.device, precision):
         fake = g_train(z, labels)
         both = augment(torch.cat([real, fake.detach()]), tp.diffaugment, rng, rows_d)
         d_real, d_fake = d_train(both, torch.cat([labels, labels])).float().chunk(2)
@@ -108,7 +109,7 @@ def train_step(g_train, d_train, G, ema, opt_g, opt_d, data: DeviceImages, rng: 
     # (whose gradient hooks would wait for a reduction of D's weights that never comes)
     critic = getattr(d_train, "module", d_train)
     critic.requires_grad_(False)
-    with autocast(real.device):
+    with autocast(real.device, precision):
         loss_g = cgan.g_loss(tp.loss, critic(augment(fake, tp.diffaugment, rng, rows_g), labels))
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -187,4 +188,4 @@ def run_fingerprint(gp: GeneratorParams, tp: TrainGeneratorParams, seed: int, cl
     shaping = tp.model_dump(mode="json", exclude=NOT_SHAPING | other_kinds | {"nproc"})
     return json.dumps({"generator": gp.model_dump(mode="json"), "train": shaping, "seed": seed,
                        "class_names": class_names, "data": data_digest, "device": device.type,
-                       **ranks.fingerprint()}, sort_keys=True)
+                       "precision": resolve_precision(device, tp.precision), **ranks.fingerprint()}, sort_keys=True)

@@ -1,7 +1,8 @@
 """train_generator.nproc: 2 on the CPU (torchrun --standalone, gloo): the stage trains the same cVAE as one
-process (weights within 1e-5), a 2-process run stopped and resumed ends as a straight one, and a NaN on one
-rank stops both with the usual divergence message. Every torchrun runs under a timeout: a hung rank fails the
-test instead of the suite."""
+process (weights within 1e-5, in fp32: under bf16 autocast a half batch rounds otherwise than the whole, so
+the precision is pinned where the CPU would pick bf16), a 2-process run stopped and resumed ends as a
+straight one, and a NaN on one rank stops both with the usual divergence message. Every torchrun runs under
+a timeout: a hung rank fails the test instead of the suite."""
 
 import subprocess
 import sys
@@ -39,7 +40,7 @@ rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (48, 16, 16, 1), dtype=np.uint8)
 labels = np.arange(48) % 3
 try:
-    loop = dict(steps=steps, batch_size=8, checkpoint_every=10, log_every=5, keep_checkpoints=2)
+    loop = dict(steps=steps, batch_size=8, checkpoint_every=10, log_every=5, keep_checkpoints=2, precision="fp32")
     if case in ("cvae", "gan"):
         arch = GeneratorParams(kind="cvae" if case == "cvae" else "cgan", size=16, latent_dim=8, width=8, embed_dim=4)
         if case == "cvae":
@@ -88,7 +89,8 @@ def test_two_processes_train_the_stage_s_cvae_as_one_does(tmp_path, monkeypatch)
         root.mkdir()
         monkeypatch.chdir(root)
         params = small_params(**tiny, train_generator={
-            "nproc": nproc, "cvae": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5}})
+            "nproc": nproc, "cvae": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5,
+                                        "precision": "fp32"}})
         prepare.run(params)
         (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
         result = subprocess.run(["timeout", str(TIMEOUT), sys.executable, "-m", "components", "train_generator"],

@@ -81,3 +81,24 @@ def test_device_images_scale_and_sample():
     assert x.shape == (8, 1, 2, 2)
     assert torch.equal(x[:, 0, 0, 0], torch.where(y == 0, -1.0, 1.0))
     assert torch.equal(y, index)
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_the_precision_is_the_one_training_runs_at(tmp_path, precision, dtype):
+    model, _ = regression()
+    seen = set()
+
+    def batch_metrics(m, rng, step):
+        out = m(torch.linspace(-1, 1, 16)[:, None])
+        seen.add(out.dtype)
+        return torch.stack([out.float().square().mean(), m.weight[0, 0]])
+
+    _, summary = run(tmp_path, 10, model, batch_metrics, precision=precision)
+    assert seen == {dtype} and summary["precision"] == precision
+    assert model.weight.dtype == torch.float32  # autocast: the weights stay fp32
+
+
+def test_a_checkpoint_of_the_other_precision_is_not_resumed(tmp_path, caplog):
+    run(tmp_path, 20, precision="fp32")
+    run(tmp_path, 30, precision="bf16")
+    assert "not resuming (params, seed or data changed)" in caplog.text
