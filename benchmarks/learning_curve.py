@@ -26,6 +26,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPO = Path(__file__).resolve().parents[1]
 
+from components import paths  # noqa: E402
 from components.cli import STAGES, stage  # noqa: E402
 from components.config import load_params  # noqa: E402
 from components.config.quality import DEFAULT_ARMS, SYNTHETIC_ARMS  # noqa: E402
@@ -41,6 +42,10 @@ def main() -> None:
     parser.add_argument("--from", dest="first", choices=list(STAGES), default=None,
                         help="re-run from this stage on, in folders where the pipeline ran (e.g. evaluate after a "
                              "change of evaluate params); the earlier stages' times come from --out")
+    parser.add_argument("--posterior-mix", type=float, default=None,
+                        help="after train_generator, set generator.pt's posterior mix (a cVAE with the interpolated "
+                             "prior; 0.5 as trained): a latent goes up to this share of the way from one train "
+                             "image's towards another's, past it above 1 (not a param: it did not help, README)")
     args = parser.parse_args()
     overrides = parse_pairs(args.overrides)
     # `real` (no augmentation) beside the default arms, which leave it out: the README's tables show it
@@ -51,7 +56,7 @@ def main() -> None:
     rows = []
     for budget in args.budgets:
         rows.append(run_budget(args.work / f"per_class-{budget}", {**overrides, "prepare.per_class": budget},
-                               args.first, earlier.get(budget, {})))
+                               args.first, earlier.get(budget, {}), args.posterior_mix))
         print(table(rows), flush=True)
     kept = [r for r in before["budgets"] if r["per_class"] not in args.budgets]  # --from: the budgets not re-run
     rows = sorted(kept + rows, key=lambda r: r["per_class"])
@@ -67,9 +72,10 @@ def main() -> None:
     print(f"wrote {args.out} and {args.csv}")
 
 
-def run_budget(folder: Path, overrides: dict, first: str | None = None, earlier: dict | None = None) -> dict:
+def run_budget(folder: Path, overrides: dict, first: str | None = None, earlier: dict | None = None,
+               posterior_mix: float | None = None) -> dict:
     """Every stage of the pipeline in `folder` (or those from `first` on, the others' times from `earlier`);
-    the evaluation's headline figures and the stage times."""
+    the evaluation's headline figures and the stage times. `posterior_mix`: set in generator.pt before generate."""
     folder.mkdir(parents=True, exist_ok=True)
     params = load_params(REPO / "params.yaml", overrides)
     names = list(STAGES)
@@ -77,6 +83,8 @@ def run_budget(folder: Path, overrides: dict, first: str | None = None, earlier:
     seconds = {name: t for name, t in (earlier or {}).items() if name not in rerun}
     with chdir(folder):
         for name in rerun:
+            if name == "generate" and posterior_mix is not None:
+                set_posterior_mix(Path(paths.GENERATOR / paths.GENERATOR_FILE), posterior_mix)
             function = stage(name)
             started = time.perf_counter()
             function(params)
@@ -85,6 +93,14 @@ def run_budget(folder: Path, overrides: dict, first: str | None = None, earlier:
         filtered = json.loads(Path("metrics/filter.json").read_text())
     return {**summarize(params.prepare.per_class, report, filtered, seconds),
             "rare_classes": list(params.prepare.imbalance.classes)}
+
+
+def set_posterior_mix(path: Path, mix: float) -> None:
+    saved = torch.load(path, weights_only=False)
+    if not saved.get("posterior"):
+        raise SystemExit(f"{path}: no posterior prior (a cVAE with prior aggregate or interpolated) to set a mix of")
+    saved["posterior"]["mix"] = mix
+    torch.save(saved, path)
 
 
 def summarize(per_class: int, report: dict, filtered: dict, seconds: dict) -> dict:

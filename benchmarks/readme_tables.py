@@ -18,7 +18,9 @@ RESULTS = REPO / "benchmarks/results"
 ORDER = ["real", "real_weighted", "real_oversampled", "real_classic", "real_weighted_classic",
          "real_oversampled_classic", "real_synthetic", "real_synthetic_classic", "real_weighted_synthetic",
          "real_weighted_synthetic_classic"]  # evaluate's arms, as params list them
-SEEDS = [s for s in (0, 1, 2) if (RESULTS / f"protocol-100-seed{s}.json").exists()]  # the pipeline seeds measured
+# The pipeline seeds' runs of the defaults at 100 labels per class: since `precision: auto` took bf16 on this CPU
+# (protocol-100-seedS-bf16.json), and before, in fp32 (protocol-100-seedS.json).
+SUFFIX = {"bf16": "-bf16", "fp32": ""}
 
 
 def load(name: str) -> dict:
@@ -31,11 +33,21 @@ def pm(values: list[float]) -> str:
     return f"{np.mean(values):.4f} ± {spread:.4f}"
 
 
-def main_table() -> str:
+def protocol_runs(precision: str) -> tuple[list[int], list[dict]]:
+    """The pipeline seeds measured at this precision, and their runs."""
+    seeds = [s for s in (0, 1, 2) if (RESULTS / f"protocol-100-seed{s}{SUFFIX[precision]}.json").exists()]
+    if not seeds:
+        missing = FileNotFoundError(f"no pipeline seed measured at {precision}")
+        missing.filename = f"protocol-100-seed0{SUFFIX[precision]}.json"
+        raise missing
+    return seeds, [load(f"protocol-100-seed{s}{SUFFIX[precision]}.json")["budgets"][0] for s in seeds]
+
+
+def main_table(precision: str) -> str:
     """100 labels per class, per pipeline seed (each the mean over evaluate's seeds 0/1/2); the arms of seed 0."""
-    runs = [load(f"protocol-100-seed{s}.json")["budgets"][0] for s in SEEDS]
-    lines = ["| arm | val (choices) | " + " | ".join(f"test: seed {s}" for s in SEEDS) + " | test: mean ± std | lift |",
-             "|---|---:|" + "---:|" * len(SEEDS) + "---:|---:|"]
+    seeds, runs = protocol_runs(precision)
+    lines = ["| arm | val (choices) | " + " | ".join(f"test: seed {s}" for s in seeds) + " | test: mean ± std | lift |",
+             "|---|---:|" + "---:|" * len(seeds) + "---:|---:|"]
     best = max((a for a in runs[0]["arms"] if "synthetic" not in a and all(a in r["arms"] for r in runs)),
                key=lambda a: np.mean([r["arms"][a]["mean"] for r in runs]))
     base = np.mean([r["arms"][best]["mean"] for r in runs])
@@ -47,11 +59,11 @@ def main_table() -> str:
     return "\n".join(lines)
 
 
-def generative_table() -> str:
-    runs = [load(f"protocol-100-seed{s}.json")["budgets"][0] for s in SEEDS]
+def generative_table(precision: str) -> str:
+    seeds, runs = protocol_runs(precision)
     lines = ["| pipeline seed | FD (floor) | precision | recall | CAS | CAS / real arm | filter kept |",
              "|---:|---|---:|---:|---:|---:|---:|"]
-    for seed, r in zip(SEEDS, runs):
+    for seed, r in zip(seeds, runs):
         g, cas = r["generative"], r["generative"]["cas"]["balanced_accuracy"]
         lines.append(f"| {seed} | {g['fd']:.3g} ({g['fd_floor']:.2g}) | {g['precision']:.3f} | {g['recall']:.3f} | "
                      f"{cas:.4f} | {cas / r['arms']['real']['mean']:.0%} | {r['filter']['rate']:.1%} |")
@@ -203,7 +215,9 @@ def write_curve_csv() -> None:
         for r in curve_rows()))
 
 
-TABLES = {"main": main_table, "generative": generative_table, "options": options_table,
+TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_table("bf16"),
+          "main_fp32": lambda: main_table("fp32"), "generative_fp32": lambda: generative_table("fp32"),
+          "options": options_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "curve": curve_table,
           "parallel": parallel_table, "faults": faults_table,
           "scale": scale_table}
