@@ -65,21 +65,23 @@ def resolve_precision(device: torch.device, setting: str = "auto") -> str:
     return "bf16" if device.type == "cuda" or cpu_computes_bf16() else "fp32"
 
 
+def inference_precision(device: torch.device) -> str:
+    """Inference's precision: bf16 on CUDA, fp32 on the CPU (the CPU's inference is cheap next to training, and
+    its pixels stay those of fp32)."""
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
 def autocast(device: torch.device, precision: str | None = None) -> contextlib.AbstractContextManager:
-    """bf16 autocast when `precision` (resolved) is bf16, none for fp32. None, for inference: bf16 on CUDA, fp32
-    on the CPU (the CPU's inference is cheap next to training, and its pixels stay those of fp32)."""
-    if precision is None:
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    if precision == "bf16":
+    """bf16 autocast when `precision` (resolved) is bf16, none for fp32; None: inference_precision."""
+    if (precision or inference_precision(device)) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def describe(device: torch.device, precision: str | None = None) -> str:
     """The device for a log line, with the precision: `precision` as resolve_precision gives it, or None
-    for inference (autocast's default)."""
-    if precision is None:
-        precision = "bf16" if device.type == "cuda" else "fp32"
+    for inference (inference_precision)."""
+    precision = precision or inference_precision(device)
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)}, {precision})"
     return f"cpu ({torch.get_num_threads()} threads, {precision})"
