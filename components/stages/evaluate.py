@@ -50,10 +50,12 @@ log = logging.getLogger("genaug")
 
 def run(params: Params) -> dict:
     started = time.perf_counter()
+    device = resolve_device(params.device)
+    params = driver_precision(params, device)
     p = params.evaluate
     info = DatasetInfo.read(paths.AUGMENTED)
     sets = read_sets(paths.AUGMENTED)
-    ctx = Context(params, sets, len(info.class_names), resolve_device(params.device))
+    ctx = Context(params, sets, len(info.class_names), device)
     arms, notes = runnable_arms(p, len(sets.synthetic))
     print(f"evaluate: {len(arms)} arm(s) x {len(p.seeds)} seed(s) on {len(sets.real)} real + {len(sets.synthetic)} "
           f"synthetic train images; testing on {len(sets.test)} real test images (val: {len(sets.val)}); "
@@ -90,6 +92,14 @@ def runnable_arms(p: EvaluateParams, synthetic: int) -> tuple[list[str], list[st
 def note(notes: list[str], text: str) -> None:
     notes.append(text)
     print(f"evaluate: {text}")
+
+
+def driver_precision(params: Params, device: torch.device) -> Params:
+    """The params with evaluate.fit.precision resolved here: a run sent to a Dask worker trains at this process's
+    precision, not at what `auto` would pick on the worker's CPU, so its bits do not depend on where it ran."""
+    fit = params.evaluate.fit
+    fit = fit.model_copy(update={"precision": resolve_precision(device, fit.precision)})
+    return params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"fit": fit})})
 
 
 def recipe_summary(params: Params, device: torch.device) -> dict:

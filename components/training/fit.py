@@ -127,9 +127,11 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
     rng = torch.Generator(device).manual_seed(seed + 1)  # seed itself initialised the weights
     states = {"model": model, "optimizer": optimizer, **({"ema": ema} if ema is not None else {})}
     precision = resolve_precision(device, params.precision)
-    # Everything that shapes the weights; the device type and precision too (they differ in numerics).
-    key = json.dumps({**fingerprint, "fit": params.model_dump(mode="json", exclude=params.not_shaping()), "seed": seed,
-                      "device": device.type, "precision": precision, **ranks.fingerprint()},
+    # Everything that shapes the weights; the device type and precision too (they differ in numerics). The
+    # precision enters resolved: auto and the precision it picked are the same run.
+    shaping = params.model_dump(mode="json", exclude=params.not_shaping() | {"precision"})
+    key = json.dumps({**fingerprint, "fit": shaping, "seed": seed, "device": device.type, "precision": precision,
+                      **ranks.fingerprint()},
                      sort_keys=True, default=str)
 
     def step_fn(rng: torch.Generator, step: int) -> torch.Tensor:

@@ -102,3 +102,12 @@ def test_a_checkpoint_of_the_other_precision_is_not_resumed(tmp_path, caplog):
     run(tmp_path, 20, precision="fp32")
     run(tmp_path, 30, precision="bf16")
     assert "not resuming (params, seed or data changed)" in caplog.text
+
+
+def test_auto_resumes_a_run_of_the_precision_it_picks(tmp_path, caplog):
+    from components.device import resolve_precision
+    run(tmp_path, 20, precision="auto")
+    run(tmp_path, 30, precision=resolve_precision(CPU, "auto"))
+    assert "not resuming" not in caplog.text
+    steps = [line.split(",")[0] for line in (tmp_path / METRICS_CSV).read_text().splitlines()[1:]]
+    assert steps == [str(s) for s in range(5, 35, 5)]

@@ -53,3 +53,15 @@ def test_a_bad_precision_is_refused_with_its_key(section):
     assert f"{section}.precision" in message and "'bf16'" in message
     with pytest.raises(ParamsError, match="precision: 'fp16' is not one of auto, fp32, bf16"):
         resolve_precision(CPU, "fp16")
+
+
+@pytest.mark.parametrize("hardware, expected", [(True, "bf16"), (False, "fp32")])
+def test_evaluate_sends_its_runs_out_at_the_driver_s_precision(monkeypatch, hardware, expected):
+    """A Dask worker's CPU may lack bf16: evaluate resolves `auto` once, where it runs, for every run it sends."""
+    from components.stages.evaluate import driver_precision
+    monkeypatch.setattr(device_module, "cpu_computes_bf16", lambda: hardware)
+    params = load_params(REPO / "params.yaml")
+    pinned = driver_precision(params, CPU)
+    assert pinned.evaluate.fit.precision == expected and params.evaluate.fit.precision == "auto"
+    others = {"precision"}
+    assert pinned.evaluate.fit.model_dump(exclude=others) == params.evaluate.fit.model_dump(exclude=others)
