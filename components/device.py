@@ -79,9 +79,9 @@ def autocast(device: torch.device, precision: str | None = None) -> contextlib.A
 
 
 def describe(device: torch.device, precision: str | None = None) -> str:
-    """The device for a log line, with the precision: `precision` as resolve_precision gives it, or None
+    """The device for a log line, with the precision: a trainer's `precision` setting (resolved here), or None
     for inference (inference_precision)."""
-    precision = precision or inference_precision(device)
+    precision = inference_precision(device) if precision is None else resolve_precision(device, precision)
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)}, {precision})"
     return f"cpu ({torch.get_num_threads()} threads, {precision})"

@@ -59,10 +59,10 @@ def run(params: Params) -> dict:
     arms, notes = runnable_arms(p, len(sets.synthetic))
     print(f"evaluate: {len(arms)} arm(s) x {len(p.seeds)} seed(s) on {len(sets.real)} real + {len(sets.synthetic)} "
           f"synthetic train images; testing on {len(sets.test)} real test images (val: {len(sets.val)}); "
-          f"{describe(ctx.device, resolve_precision(ctx.device, p.fit.precision))}, runs as "
+          f"{describe(ctx.device, p.fit.precision)}, runs as "
           f"{fanout.where()}\nevaluate: recipe: {recipe_text(params, len(sets.synthetic) > 0)}")
     runs = train_arms(ctx, arms, notes)
-    report = {"recipe": recipe_summary(params, ctx.device), "arms": summarize_arms(runs, info.class_names),
+    report = {"recipe": recipe_summary(params), "arms": summarize_arms(runs, info.class_names),
               "lift": lift(runs, "test"), "lift_val": lift(runs, "val"), "notes": notes}
     if p.shares and not len(sets.synthetic):
         note(notes, "shares: the sweep is skipped, the dataset has no synthetic samples")
@@ -102,12 +102,12 @@ def driver_precision(params: Params, device: torch.device) -> Params:
     return params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"fit": fit})})
 
 
-def recipe_summary(params: Params, device: torch.device) -> dict:
-    """The recipe of every downstream run, stated next to the numbers (the precision as resolved on `device`)."""
+def recipe_summary(params: Params) -> dict:
+    """The recipe of every downstream run, stated next to the numbers (driver_precision's params: the precision
+    resolved)."""
     p = params.evaluate
     return {"classifier": p.classifier.model_dump(mode="json"),
-            "fit": {**p.fit.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints", "log_every"}),
-                    "precision": resolve_precision(device, p.fit.precision)},
+            "fit": p.fit.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints", "log_every"}),
             "classic": params.classic.model_dump(mode="json"),
             "synthetic": {"share": p.synthetic_share, "per_batch": synthetic_per_batch(p.fit.batch_size,
                                                                                      p.synthetic_share),

@@ -25,7 +25,7 @@ from components.data.atomic import write_json
 from components.data.manifest import read_manifest
 from components.data.shards import gather_images
 from components.data.transforms import noise
-from components.device import describe, resolve_device, resolve_precision
+from components.device import describe, resolve_device
 from components.errors import DataError
 from components.metrics.fidelity import ssim
 from components.models import autoencoder
@@ -49,7 +49,7 @@ def run(params: Params) -> dict:
     images = resize_images(gather_images(paths.PREPARED, train), size)
     val = resize_images(gather_images(paths.PREPARED, first_of_each_class_first(val)), size)
     print(f"train_denoiser: denoising autoencoder on {len(images)} real images x {tp.variants} noisy copies at "
-          f"{size}x{size}, {tp.steps} steps on {describe(device, resolve_precision(device, tp.precision))}")
+          f"{size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}")
     model, summary = train_denoiser(images, val[:GRID_IMAGES], tp, params.seed, device, paths.DENOISER)
 
     noisy = noise(val, tp.noise, stream_seed(params.seed, 1))  # the picture's val noise: same seed

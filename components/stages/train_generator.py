@@ -23,7 +23,7 @@ from components import paths, ranks
 from components.config import Params
 from components.data.atomic import write_json
 from components.data.manifest import DatasetInfo, read_split
-from components.device import describe, resolve_device, resolve_precision
+from components.device import describe, resolve_device
 from components.errors import GenaugError, ParamsError
 from components.training.generators import KINDS
 
@@ -48,11 +48,9 @@ def train(params: Params, device: torch.device) -> dict:
     g = params.generator
     kind = KINDS[g.kind]
     recipe = kind.recipe(params.train_generator)
-    steps = recipe.steps
-    precision = resolve_precision(device, recipe.precision)
     if ranks.is_main():
         print(f"train_generator: {g.kind} at {g.size}x{g.size} on {len(labels)} images of "
-              f"{len(info.class_names)} classes, {steps} steps on {describe(device, precision)}"
+              f"{len(info.class_names)} classes, {recipe.steps} steps on {describe(device, recipe.precision)}"
               + (f", {ranks.world()} processes" if ranks.world() > 1 else ""))
     summary = kind.train(images, labels, info.class_names, g, params.train_generator, params.seed, device,
                          paths.GENERATOR)

@@ -13,7 +13,7 @@ from components import paths
 from components.config import Params
 from components.data.atomic import write_json
 from components.data.manifest import DatasetInfo, read_manifest, read_split
-from components.device import describe, resolve_device, resolve_precision
+from components.device import describe, resolve_device
 from components.metrics.classification import scores
 from components.models import classifier
 from components.training.checkpoint import save
@@ -27,9 +27,8 @@ def run(params: Params) -> dict:
     images, labels = read_split(paths.PREPARED, "train")
     device = resolve_device(params.device)
     p = params.train_judge
-    precision = resolve_precision(device, p.precision)
     print(f"train_judge: classifier (width {p.model.width}, {p.model.stages} stages) on {len(labels)} images of "
-          f"{len(info.class_names)} classes, {p.steps} steps on {describe(device, precision)}")
+          f"{len(info.class_names)} classes, {p.steps} steps on {describe(device, p.precision)}")
     model, summary = train_classifier(images, labels, len(info.class_names), p.model, p.recipe(), params.seed,
                                       device, paths.JUDGE, "train_judge", augment=params.classic,
                                       label_smoothing=p.label_smoothing, finals=(paths.JUDGE_FILE,))

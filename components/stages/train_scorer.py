@@ -19,7 +19,7 @@ from components.config import Params
 from components.data.atomic import atomic_file, write_json
 from components.data.manifest import read_manifest
 from components.data.shards import gather_images, iter_images
-from components.device import describe, resolve_device, resolve_precision
+from components.device import describe, resolve_device
 from components.errors import DataError
 from components.models import autoencoder
 from components.pixels import resize_images
@@ -38,7 +38,7 @@ def run(params: Params) -> dict:
     images = resize_images(gather_images(paths.PREPARED, train), size)
     shown = one_per_class(manifest[manifest["split"] == "val"] if (manifest["split"] == "val").any() else train)
     print(f"train_scorer: autoencoder with a {tp.latent_dim}-unit bottleneck on {len(images)} real images "
-          f"at {size}x{size}, {tp.steps} steps on {describe(device, resolve_precision(device, tp.precision))}")
+          f"at {size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}")
     model, summary = train_scorer(images, resize_images(gather_images(paths.PREPARED, shown), size), tp, params.seed,
                                   device, paths.SCORER)
 

@@ -19,7 +19,7 @@ from components.config import Params
 from components.data.atomic import write_json, write_text
 from components.data.manifest import read_manifest, read_split
 from components.data.shards import gather_images
-from components.device import describe, resolve_device, resolve_precision
+from components.device import describe, resolve_device
 from components.errors import DataError
 from components.training import checkpoint
 from components.training.upscaler import measure, train_upscaler
@@ -34,11 +34,11 @@ def run(params: Params) -> dict:
     if factor == 1:
         return skip()
     tp, device = params.train_upscaler, resolve_device(params.device)
-    precision = resolve_precision(device, tp.precision)
     images, _ = read_split(paths.PREPARED, "train")
     val = val_images(params)
     print(f"train_upscaler: x{factor} SR net on {len(images)} real images "
-          f"({images.shape[1] // factor} -> {images.shape[1]} px), {tp.steps} steps on {describe(device, precision)}")
+          f"({images.shape[1] // factor} -> {images.shape[1]} px), {tp.steps} steps on "
+          f"{describe(device, tp.precision)}")
 
     (paths.UPSCALER / paths.UPSCALER_NOTE).unlink(missing_ok=True)
     model, summary = train_upscaler(images, val[:GRID_ROWS], tp, factor, params.seed, device, paths.UPSCALER)

@@ -185,7 +185,8 @@ def run_fingerprint(gp: GeneratorParams, tp: TrainGeneratorParams, seed: int, cl
     """What a checkpoint must match to be resumed: everything that shapes the weights (the device
     type too: CPU and CUDA differ in numerics and in the trainer's RNG state; the process count)."""
     other_kinds = {name for name, value in tp if isinstance(value, FitParams)}
-    shaping = tp.model_dump(mode="json", exclude=NOT_SHAPING | other_kinds | {"nproc"})
+    # the precision enters resolved, as in fit: auto and the precision it picked are the same run
+    shaping = tp.model_dump(mode="json", exclude=NOT_SHAPING | other_kinds | {"nproc", "precision"})
     return json.dumps({"generator": gp.model_dump(mode="json"), "train": shaping, "seed": seed,
                        "class_names": class_names, "data": data_digest, "device": device.type,
                        "precision": resolve_precision(device, tp.precision), **ranks.fingerprint()}, sort_keys=True)
