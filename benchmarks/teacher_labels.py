@@ -1,0 +1,107 @@
+"""Soft labels from a stronger teacher: do the synthetic samples carry more when an ensemble labels them?
+
+The pipeline's soft labels are the judge's probabilities (one classifier, the `real_classic` run of the pipeline's
+seed). Averaging the three `real_classic` runs of evaluate's seeds gives a better classifier (about 1.4 points
+on test); this script re-labels a pipeline's filtered synthetic samples with that ensemble and retrains the
+`real_synthetic_classic` arm on each of evaluate's seeds, beside the judge-labelled runs the pipeline trained.
+Val chooses, test reports. Writes the figures, the machine and the command as JSON (--out). Never asserted in tests.
+
+--data is a folder where the pipeline ran (benchmarks/learning_curve.py's per_class-N folders) with the
+pipeline seed it ran with (FOLDER:SEED), read only: the runs it already holds are taken as donors, new ones
+are trained under --work.
+
+    python benchmarks/teacher_labels.py --data /tmp/bfp/s0/per_class-100:0 --work /tmp/teacher
+"""
+
+import argparse
+import json
+import shlex
+import sys
+from contextlib import chdir
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+
+from benchmarks.learning_curve import machine  # noqa: E402
+from components import paths  # noqa: E402
+from components.config import load_params  # noqa: E402
+from components.data.manifest import DatasetInfo  # noqa: E402
+from components.device import resolve_device  # noqa: E402
+from components.metrics.classification import scores  # noqa: E402
+from components.models import classifier  # noqa: E402
+from components.stages.evaluate import driver_precision  # noqa: E402
+from components.training.classify import train_classifier  # noqa: E402
+from components.training.downstream import RECIPES, Context, Images, Run, read_sets, train_run  # noqa: E402
+
+ARM = "real_synthetic_classic"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", action="append", required=True, metavar="FOLDER:SEED",
+                        help="a folder where the pipeline ran and its pipeline seed (repeat for several)")
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/teacher_labels-cpu-2core.json")
+    args = parser.parse_args()
+    results = []
+    for spec in args.data:
+        folder, seed = spec.rsplit(":", 1)
+        results.append(compare(Path(folder).resolve(), int(seed), args.work.resolve() / f"seed{seed}"))
+        print(json.dumps(results[-1]["mean"], indent=1), flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]),
+                                        "pipelines": results}, indent=2) + "\n")
+
+
+def compare(data: Path, pipeline_seed: int, work: Path) -> dict:
+    """The teachers' scores, then the synthetic arm per evaluate seed with the judge's and the ensemble's labels."""
+    params = load_params(REPO / "params.yaml", {"seed": pipeline_seed})
+    donors = data / paths.EVALUATION_RUNS
+    with chdir(data):
+        device = resolve_device(params.device)
+        params = driver_precision(params, device)
+        p = params.evaluate
+        sets = read_sets(paths.AUGMENTED)
+        num_classes = len(DatasetInfo.read(paths.AUGMENTED).class_names)
+        teachers = [train_classifier(sets.real.images, sets.real.labels, num_classes, p.classifier, p.fit, seed,
+                                     device, work / "teachers" / f"real_classic-seed{seed}",
+                                     f"teacher seed {seed}", augment=params.classic,
+                                     label_smoothing=p.fit.label_smoothing,
+                                     donors=(donors / f"real_classic-seed{seed}",))[0] for seed in p.seeds]
+
+    def ensemble(images: np.ndarray) -> np.ndarray:
+        return np.mean([classifier.predict_proba(m, images, p.batch_size, device) for m in teachers], axis=0)
+
+    def accuracy(predicted: np.ndarray, split: str) -> float:
+        return round(scores(getattr(sets, split).labels, predicted, num_classes)["balanced_accuracy"], 5)
+
+    teacher_scores = {split: {"members": [accuracy(classifier.predict_proba(m, getattr(sets, split).images,
+                                                                             p.batch_size, device).argmax(1), split)
+                                          for m in teachers],
+                              "ensemble": accuracy(ensemble(getattr(sets, split).images).argmax(1), split)}
+                      for split in ("val", "test")}
+    print(f"pipeline seed {pipeline_seed}: teachers {teacher_scores}", flush=True)
+    relabelled = Images(sets.synthetic.images, sets.synthetic.labels, ensemble(sets.synthetic.images).astype(np.float32))
+    labels = {"judge": sets, "ensemble": replace(sets, synthetic=relabelled)}
+    arms: dict[str, dict[int, dict]] = {}
+    for name, variant_sets in labels.items():
+        ctx = Context(params, variant_sets, num_classes, device)
+        arms[name] = {}
+        for seed in p.seeds:
+            run = Run(RECIPES[ARM], seed, ARM, p.synthetic_share)
+            result = train_run(run, ctx, work / name, donors=(donors / f"{ARM}-seed{seed}",))
+            arms[name][seed] = {split: round(result[split]["balanced_accuracy"], 5) for split in ("val", "test")}
+            print(f"pipeline seed {pipeline_seed}, {name} labels, evaluate seed {seed}: {arms[name][seed]}", flush=True)
+    mean = {name: {split: round(float(np.mean([r[split] for r in runs.values()])), 5) for split in ("val", "test")}
+            for name, runs in arms.items()}
+    mean["real_classic (members)"] = {split: round(float(np.mean(teacher_scores[split]["members"])), 5)
+                                      for split in ("val", "test")}
+    return {"data": str(data), "pipeline_seed": pipeline_seed, "teachers": teacher_scores, "runs": arms, "mean": mean}
+
+
+if __name__ == "__main__":
+    main()
