@@ -46,6 +46,10 @@ def main() -> None:
                         help="after train_generator, set generator.pt's posterior mix (a cVAE with the interpolated "
                              "prior; 0.5 as trained): a latent goes up to this share of the way from one train "
                              "image's towards another's, past it above 1 (not a param: it did not help, README)")
+    parser.add_argument("--cross-class", action="store_true",
+                        help="after train_generator, give every class the posteriors of all train images: a latent "
+                             "(the style) of any class's image, decoded with the class's label (not a param: it did "
+                             "not help, README)")
     args = parser.parse_args()
     overrides = parse_pairs(args.overrides)
     # `real` (no augmentation) beside the default arms, which leave it out: the README's tables show it
@@ -56,7 +60,7 @@ def main() -> None:
     rows = []
     for budget in args.budgets:
         rows.append(run_budget(args.work / f"per_class-{budget}", {**overrides, "prepare.per_class": budget},
-                               args.first, earlier.get(budget, {}), args.posterior_mix))
+                               args.first, earlier.get(budget, {}), args.posterior_mix, args.cross_class))
         print(table(rows), flush=True)
     kept = [r for r in before["budgets"] if r["per_class"] not in args.budgets]  # --from: the budgets not re-run
     rows = sorted(kept + rows, key=lambda r: r["per_class"])
@@ -73,9 +77,10 @@ def main() -> None:
 
 
 def run_budget(folder: Path, overrides: dict, first: str | None = None, earlier: dict | None = None,
-               posterior_mix: float | None = None) -> dict:
+               posterior_mix: float | None = None, cross_class: bool = False) -> dict:
     """Every stage of the pipeline in `folder` (or those from `first` on, the others' times from `earlier`);
-    the evaluation's headline figures and the stage times. `posterior_mix`: set in generator.pt before generate."""
+    the evaluation's headline figures and the stage times. `posterior_mix`, `cross_class`: set in generator.pt
+    before generate."""
     folder.mkdir(parents=True, exist_ok=True)
     params = load_params(REPO / "params.yaml", overrides)
     names = list(STAGES)
@@ -85,6 +90,8 @@ def run_budget(folder: Path, overrides: dict, first: str | None = None, earlier:
         for name in rerun:
             if name == "generate" and posterior_mix is not None:
                 set_posterior_mix(Path(paths.GENERATOR / paths.GENERATOR_FILE), posterior_mix)
+            if name == "generate" and cross_class:
+                share_posteriors(Path(paths.GENERATOR / paths.GENERATOR_FILE))
             function = stage(name)
             started = time.perf_counter()
             function(params)
@@ -100,6 +107,20 @@ def set_posterior_mix(path: Path, mix: float) -> None:
     if not saved.get("posterior"):
         raise SystemExit(f"{path}: no posterior prior (a cVAE with prior aggregate or interpolated) to set a mix of")
     saved["posterior"]["mix"] = mix
+    torch.save(saved, path)
+
+
+def share_posteriors(path: Path) -> None:
+    """Every class gets the posteriors of every train image (of any class): styles across classes."""
+    saved = torch.load(path, weights_only=False)
+    posterior = saved.get("posterior")
+    if not posterior:
+        raise SystemExit(f"{path}: no posterior prior (a cVAE with prior aggregate or interpolated) to share")
+    if posterior.get("shared"):
+        return  # already shared (a re-run of --from generate)
+    classes, n = len(saved["class_names"]), len(posterior["labels"])
+    posterior.update(means=posterior["means"].repeat(classes, 1), stds=posterior["stds"].repeat(classes, 1),
+                     labels=torch.arange(classes).repeat_interleave(n), shared=True)
     torch.save(saved, path)
 
 
