@@ -123,8 +123,14 @@ class Run:
 
 
 def train_run(run: Run, ctx: Context, folder: Path, donors: tuple[Path, ...] = ()) -> dict:
-    """The test and val scores of one downstream run, trained in folder/<name>-seed<seed> (resumed, or just
-    read back when finished; taken from a donor run folder that holds the same run: the judge's)."""
+    """The test and val scores of one downstream run (train_model)."""
+    model = train_model(run, ctx, folder, donors)
+    return {split: split_scores(model, getattr(ctx.sets, split), ctx) for split in SPLITS}
+
+
+def train_model(run: Run, ctx: Context, folder: Path, donors: tuple[Path, ...] = ()) -> classifier.Classifier:
+    """The classifier of one downstream run, trained in folder/<name>-seed<seed> (resumed, or just read back when
+    finished; taken from a donor run folder that holds the same run: the judge's)."""
     p = ctx.p
     model, _ = train_classifier(
         ctx.sets.real.images, ctx.sets.real.labels, ctx.num_classes, p.classifier, p.fit, run.seed, ctx.device,
@@ -132,7 +138,7 @@ def train_run(run: Run, ctx: Context, folder: Path, donors: tuple[Path, ...] = (
         augment=ctx.params.classic if run.recipe.classic else None,
         synthetic=synthetic_part(ctx, run.share) if run.recipe.synthetic else None,
         label_smoothing=p.fit.label_smoothing, donors=donors)
-    return {split: split_scores(model, getattr(ctx.sets, split), ctx) for split in SPLITS}
+    return model
 
 
 def synthetic_part(ctx: Context, share: float) -> SyntheticPart:
