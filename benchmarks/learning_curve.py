@@ -186,9 +186,27 @@ def variant(spec: str, common: dict) -> tuple[str, dict]:
 
 
 def machine() -> dict:
+    """What ran a benchmark; the CPU's model and whether it computes bf16 too: this project's 2-core machines have
+    been of two kinds, and they differ twofold in training speed (README: Precision)."""
+    from components.device import cpu_computes_bf16
+
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model(), "cpu_bf16": cpu_computes_bf16(),
             "cpus": torch.get_num_threads(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def cpu_model() -> str | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    fields = {}
+    for line in text.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    name = fields.get("model name")
+    return f"{name} (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else name
 
 
 if __name__ == "__main__":

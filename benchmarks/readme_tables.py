@@ -169,9 +169,9 @@ def parallel_table() -> str:
     return "\n".join(lines)
 
 
-def scale_table() -> str:
+def scale_table(name: str = "scale_out-cpu-2core.json") -> str:
     """benchmarks/scale_out.py: evaluate's runs in process or on Dask, train_generator in 1 or 2 processes."""
-    r = load("scale_out-cpu-2core.json")
+    r = load(name)
     ev, gen = r["evaluate"]["modes"], r["train_generator"]["modes"]
     lines = ["| stage | where it runs | wall time | against the default | output |", "|---|---|---:|---:|---|"]
     for i, mode in enumerate(ev):
@@ -182,7 +182,9 @@ def scale_table() -> str:
                     else "other low bits (another thread count)")
         else:
             same = "byte-identical to the 1-thread run" if mode.get("identical_to") else "**differs**"
-        lines.append(f"| evaluate ({mode['runs']} runs) | {mode['mode']} | {mode['seconds']:.0f} s | "
+        steps = r["evaluate"]["overrides"].get("evaluate.fit.steps")
+        lines.append(f"| evaluate ({mode['runs']} runs{f' of {steps} steps' if steps else ''}) | {mode['mode']} | "
+                     f"{mode['seconds']:.0f} s | "
                      f"{mode['seconds'] / ev[0]['seconds']:.0%} | {same} |")
     for i, mode in enumerate(gen):
         lines.append(f"| train_generator ({r['train_generator']['overrides']['train_generator.cvae.steps']} steps) | "
@@ -220,7 +222,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "options": options_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "curve": curve_table,
           "parallel": parallel_table, "faults": faults_table,
-          "scale": scale_table}
+          "scale": scale_table, "scale_zen3": lambda: scale_table("scale_out-cpu-2core-zen3.json")}
 
 
 def main() -> None:

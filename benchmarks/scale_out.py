@@ -6,6 +6,8 @@ torch thread count (fanout.py: each piece runs at the driver's thread count, so 
 Prints a table and writes JSON with the machine and the command. Never asserted in tests.
 
     python benchmarks/scale_out.py --workspace /tmp/fresh4 --work /tmp/scale
+    python benchmarks/scale_out.py --workspace /tmp/fresh --work /tmp/scale --evaluate-steps 300 \
+        --out benchmarks/results/scale_out-cpu-2core-zen3.json     # shorter runs, another machine's file
 """
 
 import argparse
@@ -97,10 +99,14 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, required=True, help="a folder where the pipeline has run")
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (copies of the workspace)")
     parser.add_argument("--generator-steps", type=int, default=500)
+    parser.add_argument("--evaluate-steps", type=int, default=None,
+                        help="evaluate.fit.steps of every run (default: params.yaml's); a shorter benchmark")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/scale_out-cpu-2core.json")
     args = parser.parse_args()
     evaluate_overrides = {"evaluate.arms": ["real_classic", "real_synthetic_classic"], "evaluate.seeds": [0, 1],
                           "evaluate.cas": False}
+    if args.evaluate_steps:
+        evaluate_overrides["evaluate.fit.steps"] = args.evaluate_steps
     steps = args.generator_steps
     generator_overrides = {"train_generator.cvae.steps": steps, "train_generator.cvae.checkpoint_every": steps}
     result = {"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]),

@@ -12,6 +12,7 @@ A piece that needs a GPU (`gpu=True`: the stage runs on CUDA) asks the scheduler
 start one worker per GPU: `CUDA_VISIBLE_DEVICES=i dask worker ... --nthreads 1 --resources GPU=1`.
 """
 
+import ctypes
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -66,12 +67,30 @@ def ordered_map(task: Callable[..., Any], pieces: Iterable, gpu: bool = False, *
 
 def run_piece(task: Callable[..., Any], piece: Any, threads: int, **shared: Any) -> Any:
     """On a worker: the task at the driver's torch thread count (restored after)."""
+    large_blocks_stay_mapped()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         return task(piece, **shared)
     finally:
         torch.set_num_threads(before)
+
+
+def large_blocks_stay_mapped() -> bool:
+    """Keep glibc from mapping and unmapping every block of over 128 KiB: a Dask nanny starts its workers with
+    MALLOC_TRIM_THRESHOLD_=65536, and any such setting freezes glibc's mmap threshold at 128 KiB, so each
+    activation of a training step became a fresh mmap with its page faults: evaluate's classifier trained 2.8
+    times slower on a worker than in a plain process (DESIGN.md, Scale-out findings). Raising the threshold to
+    glibc's own ceiling (32 MiB) brings the speed back (freed blocks then stay with the worker for reuse; no result
+    changes). False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20))
+    except (OSError, AttributeError):
+        return False
+
+
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 @contextmanager
