@@ -2,8 +2,10 @@
 never share one; a scheduler that is not there is a clear error. The byte-identical stage outputs are
 tests/e2e/test_dask_fanout.py."""
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +49,40 @@ def test_without_a_scheduler_pieces_run_here_in_order(monkeypatch):
     assert list(fanout.ordered_map(lambda x, k: (seen.append(threading.get_ident()), x * k)[1], range(5), k=3)) \
         == [0, 3, 6, 9, 12]
     assert set(seen) == {threading.get_ident()}
+
+
+MAPPED_BLOCKS = """
+import ctypes
+from components import fanout
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+
+def mapped_after_a_megabyte():
+    before = libc.mallinfo2().hblks
+    libc.malloc(2**20)  # kept: a freed block could be reused
+    return libc.mallinfo2().hblks - before
+
+print(mapped_after_a_megabyte(), fanout.large_blocks_stay_mapped(), mapped_after_a_megabyte())
+"""
+
+
+def test_a_piece_on_a_dask_worker_keeps_its_large_blocks_off_mmap():
+    """Under the environment a Dask nanny gives its workers (MALLOC_TRIM_THRESHOLD_=65536), a 1 MiB block is a
+    fresh mmap; once run_piece's large_blocks_stay_mapped has run, it comes from the heap (no new mmap)."""
+    import subprocess
+    import sys
+
+    import dask.config
+
+    environ = {**os.environ, **{k: str(v) for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()}}
+    assert environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    out = subprocess.run([sys.executable, "-c", MAPPED_BLOCKS], capture_output=True, text=True, env=environ,
+                         cwd=Path(__file__).resolve().parents[2], check=True).stdout.split()
+    assert out == ["1", "True", "0"]
