@@ -4,6 +4,7 @@ per test, so the tests pass in any order and share the one `dvc repro`."""
 
 import fcntl
 import json
+import os
 import shutil
 import subprocess
 
@@ -13,10 +14,10 @@ from tests.project import dvc, make_project
 
 
 @pytest.fixture(scope="session")
-def reproduced(tmp_path_factory, worker_id):
+def reproduced(tmp_path_factory):
     """The project after its first `dvc repro` and that run's output; only ever copied, never changed."""
     shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # under pytest-xdist (gw0, gw1, ...)
         shared = shared.parent  # the folder every test process's temporary folder lies in
     base, record = shared / "e2e", shared / "e2e" / "repro.json"
     with open(shared / "e2e.lock", "w") as lock:
