@@ -30,6 +30,7 @@ from components import paths  # noqa: E402
 from components.cli import STAGES, stage  # noqa: E402
 from components.config import load_params  # noqa: E402
 from components.config.quality import DEFAULT_ARMS, SYNTHETIC_ARMS  # noqa: E402
+from components.device import cpu_computes_bf16  # noqa: E402
 
 
 def main() -> None:
@@ -188,8 +189,6 @@ def variant(spec: str, common: dict) -> tuple[str, dict]:
 def machine() -> dict:
     """What ran a benchmark; the CPU's model and whether it computes bf16 too: this project's 2-core machines have
     been of two kinds, and they differ twofold in training speed (README: Precision)."""
-    from components.device import cpu_computes_bf16
-
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_model": cpu_model(), "cpu_bf16": cpu_computes_bf16(),
             "cpus": torch.get_num_threads(), "torch": torch.__version__,

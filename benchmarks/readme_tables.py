@@ -173,6 +173,7 @@ def scale_table(name: str = "scale_out-cpu-2core.json") -> str:
     """benchmarks/scale_out.py: evaluate's runs in process or on Dask, train_generator in 1 or 2 processes."""
     r = load(name)
     ev, gen = r["evaluate"]["modes"], r["train_generator"]["modes"]
+    steps = r["evaluate"]["overrides"].get("evaluate.fit.steps")
     lines = ["| stage | where it runs | wall time | against the default | output |", "|---|---|---:|---:|---|"]
     for i, mode in enumerate(ev):
         if i == 0:
@@ -182,7 +183,6 @@ def scale_table(name: str = "scale_out-cpu-2core.json") -> str:
                     else "other low bits (another thread count)")
         else:
             same = "byte-identical to the 1-thread run" if mode.get("identical_to") else "**differs**"
-        steps = r["evaluate"]["overrides"].get("evaluate.fit.steps")
         lines.append(f"| evaluate ({mode['runs']} runs{f' of {steps} steps' if steps else ''}) | {mode['mode']} | "
                      f"{mode['seconds']:.0f} s | "
                      f"{mode['seconds'] / ev[0]['seconds']:.0%} | {same} |")

@@ -3,6 +3,8 @@ never share one; a scheduler that is not there is a clear error. The byte-identi
 tests/e2e/test_dask_fanout.py."""
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from components import fanout
 from components.errors import ClusterError
 
 distributed = pytest.importorskip("distributed")
+import dask.config  # noqa: E402  (distributed brings dask)
 
 
 def test_gpu_pieces_never_share_a_worker(monkeypatch):
@@ -76,11 +79,6 @@ print(mapped_after_a_megabyte(), fanout.large_blocks_stay_mapped(), mapped_after
 def test_a_piece_on_a_dask_worker_keeps_its_large_blocks_off_mmap():
     """Under the environment a Dask nanny gives its workers (MALLOC_TRIM_THRESHOLD_=65536), a 1 MiB block is a
     fresh mmap; once run_piece's large_blocks_stay_mapped has run, it comes from the heap (no new mmap)."""
-    import subprocess
-    import sys
-
-    import dask.config
-
     environ = {**os.environ, **{k: str(v) for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()}}
     assert environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
     out = subprocess.run([sys.executable, "-c", MAPPED_BLOCKS], capture_output=True, text=True, env=environ,
