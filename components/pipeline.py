@@ -81,13 +81,14 @@ def restore_lock_order(cwd: Path, before: list[str], order: list[str]) -> None:
                 stages[name] = entry
 
 
-def repro_stage(cwd: Path, stage: str, on_line: Callable[[str], None] = print) -> bool:
+def repro_stage(cwd: Path, stage: str, on_line: Callable[[str], None] = print, shared_cores: bool = False) -> bool:
     """`dvc repro --single-item <stage>`, passing each output line to `on_line` as it comes; True when the stage
     ran, False when DVC found it up to date (deps, params and outs as dvc.lock records them). DVC holds its lock
     only for its bookkeeping, not while the stage's command runs: other stages' repros wait for it, then run at
-    the same time."""
+    the same time. `shared_cores`: other stages may run meanwhile (sharing_env)."""
     command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
-    process = subprocess.Popen(command, cwd=cwd, env=dvc_env(), text=True,
+    env = sharing_env(dvc_env()) if shared_cores else dvc_env()
+    process = subprocess.Popen(command, cwd=cwd, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     tail: list[str] = []
     ran = False
@@ -99,6 +100,15 @@ def repro_stage(cwd: Path, stage: str, on_line: Callable[[str], None] = print) -
     if process.wait() != 0:
         raise StageError(f"stage {stage} failed (exit {process.returncode}):\n" + "\n".join(tail))
     return ran
+
+
+def sharing_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a stage that shares the CPU cores with other stages: OpenMP's idle threads sleep
+    (OMP_WAIT_POLICY=PASSIVE) instead of spinning. By default torch's waiting threads spin through the time the
+    other stage's threads need: two 2-thread training processes on 2 cores ran 3.4 times slower each than one
+    alone, and with passive waiting 1.17 times faster together than one alone (benchmarks/shared_cores.py). The
+    thread count, hence every result, stays the same. A policy the user set is kept."""
+    return {**env, "OMP_WAIT_POLICY": env.get("OMP_WAIT_POLICY", "PASSIVE")}
 
 
 def apply_overrides(cwd: Path, overrides: dict[str, Any] | None) -> None:

@@ -32,10 +32,10 @@ STAGE_RETRIES = int(os.environ.get("GENAUG_STAGE_RETRIES", "1"))
 
 
 @task(retries=STAGE_RETRIES, retry_delay_seconds=5)
-def run_stage(cwd: Path, stage: str, limit: str | None = None):
+def run_stage(cwd: Path, stage: str, limit: str | None = None, shared_cores: bool = False):
     logger = get_run_logger()
     with occupying(limit):  # DVC's check of an up-to-date stage takes a moment of the slot, no more
-        ran = pipeline.repro_stage(cwd, stage, on_line=logger.info)
+        ran = pipeline.repro_stage(cwd, stage, on_line=logger.info, shared_cores=shared_cores)
     if not ran:
         logger.info("stage %s is up to date: skipped", stage)
         return Completed(message="skipped: up to date")
@@ -110,8 +110,9 @@ def augment(overrides: dict[str, Any] | None = None, make_version: bool = True,
 def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], max_parallel: int,
                stage_task=run_stage, limit: str | None = None) -> None:
     """Submit `stage_task` for each stage (in `order`) once its predecessors are done, keeping at most
-    `max_parallel` running, each holding a slot of the global concurrency limit `limit` while it works; a failed
-    stage stops new submissions, lets the running ones finish, and fails the flow."""
+    `max_parallel` running, each holding a slot of the global concurrency limit `limit` while it works (and told
+    whether it shares the cores: max_parallel > 1); a failed stage stops new submissions, lets the running ones
+    finish, and fails the flow."""
     pending, submitted, running, done = list(order), {}, {}, set()
     while pending or running:
         for stage in [s for s in pending if predecessors[s] <= done][:max_parallel - len(running)]:
@@ -119,7 +120,8 @@ def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], m
             task_run = stage_task.with_options(name=stage, task_run_name=stage)
             # wait_for: already done, but it draws the DAG's edges in the Prefect UI
             submitted[stage] = running[stage] = task_run.submit(
-                cwd, stage, limit, wait_for=[submitted[p] for p in predecessors[stage] if p in submitted])
+                cwd, stage, limit, max_parallel > 1,
+                wait_for=[submitted[p] for p in predecessors[stage] if p in submitted])
         if not running:
             raise RuntimeError(f"stages {pending} wait on stages that never run: {predecessors}")
         finished = next(as_completed(list(running.values())))

@@ -19,11 +19,12 @@ PREDECESSORS = {"prepare": set(), "t1": {"prepare"}, "t2": {"prepare"}, "t3": {"
                 "last": {"t1", "t2", "t3"}}
 ORDER = ["prepare", "t1", "t2", "t3", "last"]
 spans: dict[str, tuple[float, float]] = {}
+sharing: dict[str, bool] = {}
 lock = threading.Lock()
 
 
 @task
-def fake_stage(cwd, stage: str, limit: str | None = None) -> None:
+def fake_stage(cwd, stage: str, limit: str | None = None, shared_cores: bool = False) -> None:
     with occupying(limit):  # as run_stage holds it while the stage works
         start = time.monotonic()
         time.sleep(0.5)
@@ -31,6 +32,7 @@ def fake_stage(cwd, stage: str, limit: str | None = None) -> None:
             raise RuntimeError(f"stage {stage} failed")
         with lock:
             spans[stage] = (start, time.monotonic())
+            sharing[stage] = shared_cores
 
 
 @flow
@@ -54,6 +56,7 @@ def server():
 
 
 def test_stages_wait_for_their_predecessors_and_overlap_up_to_max_parallel(server):
+    """...and a stage is told it shares the cores (its threads then wait passively) when others may run beside it."""
     for max_parallel in (2, 1):
         spans.clear()
         schedule(max_parallel)
@@ -61,6 +64,7 @@ def test_stages_wait_for_their_predecessors_and_overlap_up_to_max_parallel(serve
         for stage, before in PREDECESSORS.items():
             assert all(spans[p][1] <= spans[stage][0] for p in before), stage
         assert most_at_once() == max_parallel
+        assert set(sharing.values()) == {max_parallel > 1}
 
 
 def test_a_failed_stage_fails_the_flow_and_starts_nothing_after_it(server):

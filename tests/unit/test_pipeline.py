@@ -62,3 +62,8 @@ def test_stage_order_names_what_stops_dvc_from_planning(tmp_path):
     dvc(tmp_path, "init", "-q")
     with pytest.raises(pipeline.StageError, match="(?s)could not plan the pipeline:.*ERROR: .*stages: [ab], [ab]"):
         pipeline.stage_order(tmp_path)
+
+
+def test_a_stage_sharing_the_cores_waits_passively_unless_the_user_chose_a_policy():
+    assert pipeline.sharing_env({"PATH": "/bin"}) == {"PATH": "/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+    assert pipeline.sharing_env({"OMP_WAIT_POLICY": "active"})["OMP_WAIT_POLICY"] == "active"
