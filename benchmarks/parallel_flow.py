@@ -9,7 +9,6 @@ exact command (--out). Never asserted in tests (tests/e2e checks the lock on a t
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -39,6 +38,7 @@ def main() -> None:
         env = {"PREFECT_HOME": str(folder / ".prefect-home")}  # its own ephemeral server
         seconds = timed([sys.executable, "-c", code], folder, env)
         flows.append({"seconds": seconds, "same_lock": (folder / "dvc.lock").read_bytes() == lock})
+    from benchmarks.learning_curve import machine
     result = {"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]), "overrides": overrides,
               "max_parallel": args.max_parallel, "dvc_repro_seconds": seconds_series, "flow": flows}
     print(f"dvc repro (one stage at a time): {seconds_series:.0f} s")
@@ -67,11 +67,6 @@ def timed(command: list[str], cwd: Path, extra_env: dict[str, str] | None = None
     with open(cwd / "benchmark.log", "w") as log:
         subprocess.run(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
     return round(time.perf_counter() - started, 1)
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count()}
 
 
 if __name__ == "__main__":

@@ -158,9 +158,9 @@ def curve_table() -> str:
     return "\n".join(lines)
 
 
-def parallel_table() -> str:
+def parallel_table(name: str = "parallel_flow-cpu-2core.json") -> str:
     """The default pipeline from scratch: dvc repro against the flow with stages at once."""
-    r = load("parallel_flow-cpu-2core.json")
+    r = load(name)
     lines = ["| driver | wall time | dvc.lock |", "|---|---:|---|",
              f"| `dvc repro` (one stage at a time) | {r['dvc_repro_seconds']:.0f} s | the reference |"]
     for i, run in enumerate(r["flow"], 1):
@@ -221,7 +221,8 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "main_fp32": lambda: main_table("fp32"), "generative_fp32": lambda: generative_table("fp32"),
           "options": options_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "curve": curve_table,
-          "parallel": parallel_table, "faults": faults_table,
+          "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
+          "faults": faults_table,
           "scale": scale_table, "scale_zen3": lambda: scale_table("scale_out-cpu-2core-zen3.json")}
 
 

@@ -110,18 +110,19 @@ def augment(overrides: dict[str, Any] | None = None, make_version: bool = True,
 def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], max_parallel: int,
                stage_task=run_stage, limit: str | None = None) -> None:
     """Submit `stage_task` for each stage (in `order`) once its predecessors are done, keeping at most
-    `max_parallel` running, each holding a slot of the global concurrency limit `limit` while it works (and told
-    whether it shares the cores: max_parallel > 1); a failed stage stops new submissions, lets the running ones
-    finish, and fails the flow."""
+    `max_parallel` running, each holding a slot of the global concurrency limit `limit` while it works, and told
+    whether it shares the cores (another stage is running, or one still to start does not wait for it); a failed
+    stage stops new submissions, lets the running ones finish, and fails the flow."""
     pending, submitted, running, done = list(order), {}, {}, set()
     while pending or running:
         for stage in [s for s in pending if predecessors[s] <= done][:max_parallel - len(running)]:
             pending.remove(stage)
             task_run = stage_task.with_options(name=stage, task_run_name=stage)
+            shared = max_parallel > 1 and (bool(running)
+                                           or any(stage not in upstream(p, predecessors) for p in pending))
             # wait_for: already done, but it draws the DAG's edges in the Prefect UI
             submitted[stage] = running[stage] = task_run.submit(
-                cwd, stage, limit, max_parallel > 1,
-                wait_for=[submitted[p] for p in predecessors[stage] if p in submitted])
+                cwd, stage, limit, shared, wait_for=[submitted[p] for p in predecessors[stage] if p in submitted])
         if not running:
             raise RuntimeError(f"stages {pending} wait on stages that never run: {predecessors}")
         finished = next(as_completed(list(running.values())))
@@ -134,6 +135,17 @@ def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], m
                 future.wait()
             raise
         done.add(stage)
+
+
+def upstream(stage: str, predecessors: dict[str, set[str]]) -> set[str]:
+    """Every stage `stage` waits for, directly or through others."""
+    found, todo = set(), list(predecessors[stage])
+    while todo:
+        other = todo.pop()
+        if other not in found:
+            found.add(other)
+            todo.extend(predecessors[other])
+    return found
 
 
 def default_parallel() -> int:
