@@ -188,7 +188,7 @@ def variant(spec: str, common: dict) -> tuple[str, dict]:
 
 def machine() -> dict:
     """What ran a benchmark; the CPU's model and whether it computes bf16 too: this project's 2-core machines have
-    been of two kinds, and they differ twofold in training speed (README: Precision)."""
+    been of two kinds, and `precision: auto` trains in bf16 on one, in fp32 on the other (README: Precision)."""
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_model": cpu_model(), "cpu_bf16": cpu_computes_bf16(),
             "cpus": torch.get_num_threads(), "torch": torch.__version__,

@@ -80,7 +80,7 @@ def large_blocks_stay_mapped() -> bool:
     """Keep glibc from mapping and unmapping every block of over 128 KiB: a Dask nanny starts its workers with
     MALLOC_TRIM_THRESHOLD_=65536, and any such setting freezes glibc's mmap threshold at 128 KiB, so each
     activation of a training step became a fresh mmap with its page faults: evaluate's classifier trained 2.8
-    times slower on a worker than in a plain process (DESIGN.md, Scale-out findings). Raising the threshold to
+    times slower on a worker than in a plain process (README: Scaling out). Raising the threshold to
     glibc's own ceiling (32 MiB) brings the speed back (freed blocks then stay with the worker for reuse; no result
     changes). False where the C library is not glibc."""
     try:

@@ -114,12 +114,12 @@ def run_stages(cwd: Path, order: list[str], predecessors: dict[str, set[str]], m
     whether it shares the cores (another stage is running, or one still to start does not wait for it); a failed
     stage stops new submissions, lets the running ones finish, and fails the flow."""
     pending, submitted, running, done = list(order), {}, {}, set()
+    waits_for = {stage: upstream(stage, predecessors) for stage in order}
     while pending or running:
         for stage in [s for s in pending if predecessors[s] <= done][:max_parallel - len(running)]:
             pending.remove(stage)
             task_run = stage_task.with_options(name=stage, task_run_name=stage)
-            shared = max_parallel > 1 and (bool(running)
-                                           or any(stage not in upstream(p, predecessors) for p in pending))
+            shared = max_parallel > 1 and (bool(running) or any(stage not in waits_for[p] for p in pending))
             # wait_for: already done, but it draws the DAG's edges in the Prefect UI
             submitted[stage] = running[stage] = task_run.submit(
                 cwd, stage, limit, shared, wait_for=[submitted[p] for p in predecessors[stage] if p in submitted])
