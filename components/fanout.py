@@ -10,10 +10,18 @@ count, which each piece sets: torch's CPU kernels give other low bits with anoth
 
 A piece that needs a GPU (`gpu=True`: the stage runs on CUDA) asks the scheduler for the resource GPU=1, so
 start one worker per GPU: `CUDA_VISIBLE_DEVICES=i dask worker ... --nthreads 1 --resources GPU=1`.
+
+GENAUG_DASK_SCHEDULER=local:N (`local`: N = 2) starts a Dask cluster of N worker processes on this machine for the
+stage, each running one piece at a time at the driver's thread count, so the bits stay those of the in-process
+run. Their idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE, unless the variable is set): with two pieces
+sharing the cores, spinning threads would eat the other's time (README: Scaling out). A CPU stage gains by
+filling the gaps one training leaves in the cores' time; a stage on CUDA runs its pieces in this process.
 """
 
 import ctypes
+import logging
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -24,6 +32,7 @@ import torch
 from components.errors import ClusterError
 
 ENV = "GENAUG_DASK_SCHEDULER"
+LOCAL = re.compile(r"local(?::(\d+))?")
 CONNECT_TIMEOUT = "20s"
 AHEAD = 2   # pieces in flight per worker: enough to keep workers busy, few enough to bound the driver's memory
 
@@ -32,17 +41,38 @@ def scheduler_address() -> str | None:
     return os.environ.get(ENV) or None
 
 
-def where() -> str:
+def local_workers(address: str | None) -> int | None:
+    """N for an address `local:N` (`local`: 2), None for a scheduler's address or none."""
+    match = LOCAL.fullmatch(address or "")
+    if match is None:
+        return None
+    workers = int(match.group(1) or 2)
+    if workers < 1:
+        raise ClusterError(f"{ENV}={address}: a local cluster needs at least 1 worker process (local:2, say)")
+    return workers
+
+
+def runs_here(gpu: bool = False) -> bool:
+    """Whether ordered_map runs the pieces in this process (no cluster; or a local one and the pieces need the GPU)."""
+    address = scheduler_address()
+    return address is None or (gpu and local_workers(address) is not None)
+
+
+def where(gpu: bool = False) -> str:
     """Where ordered_map runs pieces, for a stage's opening line."""
     address = scheduler_address()
-    return f"pieces on the Dask cluster at {address}" if address else "pieces in this process"
+    if runs_here(gpu):
+        return "pieces in this process"
+    workers = local_workers(address)
+    return (f"pieces in {workers} local Dask worker process{'es' if workers > 1 else ''}" if workers
+            else f"pieces on the Dask cluster at {address}")
 
 
 def ordered_map(task: Callable[..., Any], pieces: Iterable, gpu: bool = False, **shared: Any) -> Iterator[Any]:
     """task(piece, **shared) for each piece, yielded in the order of `pieces`. `shared` (models, reference
     features) is sent to every worker once, not with each piece."""
     address = scheduler_address()
-    if address is None:
+    if runs_here(gpu):
         for piece in pieces:
             yield task(piece, **shared)
         return
@@ -100,6 +130,11 @@ def connect(address: str):
     except ImportError:
         raise ClusterError(f"{ENV}={address}: the dask 'distributed' package is not installed here; install it "
                            "(pip install distributed) or unset the variable to run every piece in this process") from None
+    workers = local_workers(address)
+    if workers is not None:
+        with local_cluster(workers) as cluster, Client(cluster, set_as_default=False) as client:
+            yield client
+        return
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -114,3 +149,23 @@ def connect(address: str):
         yield client
     finally:
         client.close()
+
+
+@contextmanager
+def local_cluster(workers: int):
+    """`workers` Dask worker processes on 127.0.0.1, one piece at a time each, idle OpenMP threads asleep.
+    Starting them writes the nanny's pre-spawn variables (OMP_NUM_THREADS=1, ...) into this process's
+    environment: put back, so that what this process starts later runs as it would have."""
+    import dask.config
+    from distributed import LocalCluster
+
+    saved = dict(os.environ)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.OMP_WAIT_POLICY": "PASSIVE"}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, silence_logs=logging.ERROR)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    with cluster:
+        yield cluster

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from components.data.atomic import atomic_file, write_text
 from components.errors import DataError
-from components.fanout import ordered_map, scheduler_address
+from components.fanout import ordered_map, runs_here
 
 SHARD_DIR = "images"
 CHECKSUM = ".md5"
@@ -179,7 +179,7 @@ def map_shards(source: Path, out: Path, shards: Iterable[str], fn: Callable[[np.
             for shard in shards:
                 copy_shard(source, out, shard)
                 bar.update(len(images[shard]))
-        elif scheduler_address() is None:
+        elif runs_here(gpu):
             for shard, mapped in images.items():
                 with shard_file(out, shard, mapped, scale) as target:
                     in_full_batches(fn, mapped, batch_size, target)

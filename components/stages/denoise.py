@@ -39,7 +39,8 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     if (scorer.size, scorer.channels) != (info.size, info.channels):
         raise DataError(f"{paths.SCORER / paths.SCORER_FILE}: scores {scorer.size}x{scorer.size}x{scorer.channels} images, but "
                         f"{source} holds {info.size}x{info.size}x{info.channels} ones; re-run train_scorer")
-    how = f"with denoiser {weights[:12]} on {describe(device)}, {fanout.where()}" if denoiser is not None else "(0: passed through)"
+    how = (f"with denoiser {weights[:12]} on {describe(device)}, {fanout.where(device.type == 'cuda')}"
+           if denoiser is not None else "(0: passed through)")
     print(f"denoise: {len(manifest)} images at strength {d.strength} {how}")
 
     with atomic_dir(paths.DENOISED) as out:

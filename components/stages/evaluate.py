@@ -42,9 +42,8 @@ from components.device import describe, resolve_device, resolve_precision
 from components.metrics.report import METRICS, rounded, write_report
 from components.metrics.summary import feature_distances, lift, mean_of, mean_std, summarize_arms, val_summary
 from components.models import classifier
-from components.training.classify import balancing_weights, load_judge, mixture_weights, train_classifier
-from components.training.downstream import (NAMES, RECIPES, Context, Run, Sets, read_sets, split_scores,
-                                            train_run)
+from components.training.classify import balancing_weights, load_judge, mixture_weights
+from components.training.downstream import CAS, NAMES, RECIPES, Context, Run, Sets, read_sets, train_run
 
 log = logging.getLogger("genaug")
 
@@ -60,8 +59,11 @@ def run(params: Params) -> dict:
     print(f"evaluate: {len(arms)} arm(s) x {len(p.seeds)} seed(s) on {len(sets.real)} real + {len(sets.synthetic)} "
           f"synthetic train images; testing on {len(sets.test)} real test images (val: {len(sets.val)}); "
           f"{describe(ctx.device, p.fit.precision)}, runs as "
-          f"{fanout.where()}\nevaluate: recipe: {recipe_text(params, len(sets.synthetic) > 0)}")
-    runs = train_arms(ctx, arms, notes)
+          f"{fanout.where(ctx.device.type == 'cuda')}\n"
+          f"evaluate: recipe: {recipe_text(params, len(sets.synthetic) > 0)}")
+    # CAS is one more run of the same fan-out, so that it can train beside an arm's run
+    cas_run = Run(CAS, p.seeds[0], "cas", p.synthetic_share) if p.cas and len(sets.synthetic) else None
+    runs, done = train_arms(ctx, arms, notes, [cas_run] if cas_run else [])
     report = {"recipe": recipe_summary(params), "arms": summarize_arms(runs, info.class_names),
               "lift": lift(runs, "test"), "lift_val": lift(runs, "val"), "notes": notes}
     if p.shares and not len(sets.synthetic):
@@ -70,6 +72,8 @@ def run(params: Params) -> dict:
         report["shares"] = sweep_shares(ctx, arms, runs)
     if len(sets.synthetic):
         report["generative"] = generative(p, info, sets, ctx)
+    if cas_run is not None:
+        report["generative"]["cas"] = {metric: rounded(done[cas_run.key]["test"][metric]) for metric in METRICS}
     write_json(paths.metrics_file("evaluate"), report)
     with atomic_dir(paths.EVALUATE_PLOTS) as out:
         real, synthetic = sets.real, sets.synthetic
@@ -132,9 +136,11 @@ def recipe_text(params: Params, synthetic: bool = True) -> str:
     return text
 
 
-def train_arms(ctx: Context, arms: list[str], notes: list[str]) -> dict[str, list[dict]]:
-    """Scores of each arm's runs on the test and val splits, one per seed. Arms whose recipe comes to the same
-    training (weighting or oversampling balanced classes) share their runs."""
+def train_arms(ctx: Context, arms: list[str], notes: list[str],
+               also: list[Run]) -> tuple[dict[str, list[dict]], dict]:
+    """Scores of each arm's runs on the test and val splits, one per seed, and every run's scores by Run.key
+    (with those of `also`, trained in the same fan-out). Arms whose recipe comes to the same training
+    (weighting or oversampling balanced classes) share their runs."""
     real, synthetic, p = ctx.sets.real.labels, ctx.sets.synthetic.labels, ctx.p
     balanced = balancing_weights(real, ctx.num_classes) is None
     mixture_balanced = (mixture_weights(real, synthetic, p.synthetic_weight, ctx.num_classes) is None
@@ -149,13 +155,13 @@ def train_arms(ctx: Context, arms: list[str], notes: list[str]) -> dict[str, lis
                          f"{RECIPES[arm].balance} changes nothing: the runs of arm {NAMES[recipe]}")
         recipes[arm] = recipe
     done = train_runs(ctx, [Run(recipe, seed, NAMES[recipe], p.synthetic_share) for recipe in recipes.values()
-                            for seed in p.seeds], {})
+                            for seed in p.seeds] + also, {})
     runs: dict[str, list[dict]] = {}
     for arm, recipe in recipes.items():
         runs[arm] = [done[Run(recipe, seed, NAMES[recipe], p.synthetic_share).key] for seed in p.seeds]
         print(f"evaluate: {arm}: balanced accuracy {mean_of(runs[arm], 'test'):.4f} (test), "
               f"{mean_of(runs[arm], 'val'):.4f} (val) over {len(p.seeds)} seed(s)")
-    return runs
+    return runs, done
 
 
 def train_runs(ctx: Context, wanted: list[Run], done: dict) -> dict:
@@ -201,7 +207,7 @@ def sweep_shares(ctx: Context, arms: list[str], runs: dict[str, list[dict]]) -> 
 
 def generative(p: EvaluateParams, info: DatasetInfo, sets: Sets, ctx: Context) -> dict:
     """The synthetic train images against the real test images (a reference no model trained on) on judge
-    features; the real train images on the same scale, for comparison; and CAS."""
+    features; the real train images on the same scale, for comparison (CAS, a run, is added by `run`)."""
     judge = load_judge(info, ctx.device, str(paths.AUGMENTED))
     parts = (("real", sets.real), ("synthetic", sets.synthetic), ("test", sets.test))
     feats = {name: classifier.embed(judge, s.images, p.batch_size, ctx.device) for name, s in parts}
@@ -211,18 +217,4 @@ def generative(p: EvaluateParams, info: DatasetInfo, sets: Sets, ctx: Context) -
         ref, fake, own = (feats[k][s.labels == label] for k, s in
                           (("test", sets.test), ("synthetic", sets.synthetic), ("real", sets.real)))
         out["per_class"][name] = feature_distances(ref, fake, own, p.kid, p.pr_k)
-    if p.cas:
-        out["cas"] = cas(ctx)
     return out
-
-
-def cas(ctx: Context) -> dict:
-    """Classification accuracy score: the downstream recipe (with the classic augmentation) trained on the
-    synthetic images alone (evaluate's first seed), tested on the real test images."""
-    p, seed = ctx.p, ctx.p.seeds[0]
-    synthetic = ctx.sets.synthetic
-    model, _ = train_classifier(synthetic.images, synthetic.labels, ctx.num_classes, p.classifier, p.fit, seed,
-                                ctx.device, paths.EVALUATION_RUNS / f"cas-seed{seed}", f"evaluate cas seed {seed}",
-                                augment=ctx.params.classic, label_smoothing=p.fit.label_smoothing)
-    result = split_scores(model, ctx.sets.test, ctx)
-    return {metric: rounded(result[metric]) for metric in METRICS}

@@ -62,7 +62,8 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     checks = [filtering.label_check_text(f.label_check, f.min_confidence),
               "realism off" if f.realism_quantile is None else f"realism (outlier score <= {realism:.5g})",
               "duplicate off" if f.duplicate_ratio is None else f"duplicate (nearest real distance >= {duplicate:.4g})"]
-    print(f"filter: {len(candidates)} samples on {describe(device)}, {fanout.where()}; checks: {', '.join(checks)}")
+    print(f"filter: {len(candidates)} samples on {describe(device)}, {fanout.where(device.type == 'cuda')}; "
+          f"checks: {', '.join(checks)}")
 
     with atomic_dir(paths.FILTERED) as out:
         map_shards(source, out, sorted(candidates["shard"].unique()), None, f.batch_size)  # a copy

@@ -40,7 +40,7 @@ def run(params: Params) -> dict:
     plan = plan_quota(real_counts(info), g)
     print(format_plan(plan, g))
     print(f"generate: {int(plan['synthetic'].sum())} images from {saved['kind']} {ckpt[:12]} on {describe(device)}, "
-          f"{fanout.where()}")
+          f"{fanout.where(device.type == 'cuda')}")
 
     started = time.perf_counter()
     with atomic_dir(paths.GENERATED) as out:

@@ -42,7 +42,8 @@ def run(params: Params, source: Path = SOURCE) -> dict:
     model, weights = load_model(u.factor, info.channels, device)
     manifest = read_manifest(source)
     print(f"upscale: {len(manifest)} images, {info.size} -> {target} px "
-          + (f"with upscaler {weights[:12]} on {describe(device)}, {fanout.where()}" if model else "(factor 1: passed through)"))
+          + (f"with upscaler {weights[:12]} on {describe(device)}, {fanout.where(device.type == 'cuda')}"
+             if model else "(factor 1: passed through)"))
 
     with atomic_dir(paths.UPSCALED) as out:
         fn = None if model is None else lambda batch: upscaler.apply(model, batch, u.batch_size, device)

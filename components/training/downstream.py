@@ -27,11 +27,13 @@ SOFT_LABELS = "judge_probs"  # the manifest column of the judge's class probabil
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a downstream run trains on, and how."""
+    """What a downstream run trains on, and how: the real train images (`synthetic`: plus a synthetic part in
+    every batch), or (`synthetic_only`: CAS) the synthetic images alone with their conditioning labels."""
 
     synthetic: bool
     balance: Balance
     classic: bool
+    synthetic_only: bool = False
 
 
 RECIPES = {
@@ -47,6 +49,8 @@ RECIPES = {
     "real_weighted_synthetic_classic": Recipe(synthetic=True, balance="weighted", classic=True),
 }
 NAMES = {recipe: arm for arm, recipe in RECIPES.items()}
+# Classification accuracy score: the recipe with the classic augmentation on the synthetic images alone
+CAS = Recipe(synthetic=False, balance="none", classic=True, synthetic_only=True)
 
 
 @dataclass
@@ -132,8 +136,9 @@ def train_model(run: Run, ctx: Context, folder: Path, donors: tuple[Path, ...] =
     """The classifier of one downstream run, trained in folder/<name>-seed<seed> (resumed, or just read back when
     finished; taken from a donor run folder that holds the same run: the judge's)."""
     p = ctx.p
+    images = ctx.sets.synthetic if run.recipe.synthetic_only else ctx.sets.real
     model, _ = train_classifier(
-        ctx.sets.real.images, ctx.sets.real.labels, ctx.num_classes, p.classifier, p.fit, run.seed, ctx.device,
+        images.images, images.labels, ctx.num_classes, p.classifier, p.fit, run.seed, ctx.device,
         folder / f"{run.name}-seed{run.seed}", f"evaluate {run.name} seed {run.seed}", balance=run.recipe.balance,
         augment=ctx.params.classic if run.recipe.classic else None,
         synthetic=synthetic_part(ctx, run.share) if run.recipe.synthetic else None,

@@ -1,6 +1,6 @@
 """Fan-out over Dask (components/fanout.py): generate, denoise, upscale, the filter's scoring and evaluate's
-runs go to a local Dask cluster of 1 and of 4 worker processes and give the same bytes as the in-process run
-of `dvc repro`. The stages run in this process (as the CLI would run them), their pieces on the workers."""
+runs go to a local Dask cluster of 1 and of 4 worker processes, or to the stage's own (`local:2`), and give the
+same bytes as the in-process run of `dvc repro`. The stages run in this process (as the CLI would run them), their pieces on the workers."""
 
 import hashlib
 import os
@@ -66,3 +66,18 @@ def test_shards_are_byte_identical_whatever_the_worker_count(project, monkeypatc
                 stage.run(load_params())
                 assert f"on the Dask cluster at {cluster.scheduler_address}" in capsys.readouterr().out
         assert digests(root) == sequential, f"{workers} worker(s)"
+
+
+def test_a_local_cluster_gives_the_same_bytes(project, monkeypatch, capsys, one_torch_thread):
+    """GENAUG_DASK_SCHEDULER=local:2: the stages start their own two worker processes (evaluate's runs, CAS
+    among them, two at a time) and write what the in-process run wrote."""
+    root, _ = project
+    monkeypatch.chdir(root)
+    sequential = digests(root)
+    shutil.rmtree(paths.EVALUATION_RUNS, ignore_errors=True)
+    monkeypatch.setenv(fanout.ENV, "local:2")
+    for stage in STAGES:
+        stage.run(load_params())
+        assert "pieces in 2 local Dask worker processes" in capsys.readouterr().out
+    assert digests(root) == sequential
+    assert (paths.EVALUATION_RUNS / "cas-seed0").is_dir()

@@ -84,3 +84,47 @@ def test_a_piece_on_a_dask_worker_keeps_its_large_blocks_off_mmap():
     out = subprocess.run([sys.executable, "-c", MAPPED_BLOCKS], capture_output=True, text=True, env=environ,
                          cwd=Path(__file__).resolve().parents[2], check=True).stdout.split()
     assert out == ["1", "True", "0"]
+
+
+@pytest.mark.parametrize("address, workers", [("local", 2), ("local:3", 3), ("tcp://127.0.0.1:8786", None),
+                                              (None, None)])
+def test_which_addresses_mean_a_local_cluster(address, workers):
+    assert fanout.local_workers(address) == workers
+
+
+def test_a_local_cluster_of_no_workers_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(fanout.ENV, "local:0")
+    with pytest.raises(ClusterError, match="local:0: a local cluster needs at least 1 worker"):
+        list(fanout.ordered_map(busy, range(2)))
+
+
+def test_gpu_pieces_of_a_local_cluster_run_here(monkeypatch):
+    """A stage on CUDA keeps its pieces in its own process (one device), whatever local:N says."""
+    monkeypatch.setenv(fanout.ENV, "local:2")
+    assert fanout.where(gpu=True) == "pieces in this process"
+    assert fanout.where() == "pieces in 2 local Dask worker processes"
+    seen = []
+    assert list(fanout.ordered_map(lambda x: (seen.append(threading.get_ident()), x)[1], range(3), gpu=True)) \
+        == [0, 1, 2]
+    assert set(seen) == {threading.get_ident()}
+
+
+def worker_environment() -> tuple[int, str | None, str | None]:
+    return os.getpid(), os.environ.get("OMP_WAIT_POLICY"), os.environ.get("OMP_NUM_THREADS")
+
+
+@pytest.mark.parametrize("policy", [None, "ACTIVE"])
+def test_a_local_cluster_lets_idle_threads_sleep_and_leaves_this_environment_alone(monkeypatch, policy):
+    """local:N workers are processes of their own whose OpenMP threads wait passively, unless the user chose a
+    policy; starting them leaves this process's environment as it was (the nanny writes its pre-spawn
+    variables into it)."""
+    if policy:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    else:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv(fanout.ENV, "local:2")
+    before = dict(os.environ)
+    pids, policies, _ = zip(*fanout.ordered_map(lambda piece: worker_environment(), range(2)))
+    assert dict(os.environ) == before
+    assert os.getpid() not in pids
+    assert set(policies) == {policy or "PASSIVE"}
