@@ -173,8 +173,11 @@ def train_runs(ctx: Context, wanted: list[Run], done: dict) -> dict:
     # is the real_classic run of the pipeline's seed, which is then taken from it, not trained again.
     results = fanout.ordered_map(train_run, todo, ctx.device.type == "cuda", ctx=ctx, folder=folder,
                                  donors=(paths.JUDGE.absolute(),))
-    for run, result in zip(todo, results):
+    for count, (run, result) in enumerate(zip(todo, results), 1):
         done[run.key] = result
+        val = f", {result['val']['balanced_accuracy']:.4f} (val)" if result["val"] else ""
+        print(f"evaluate: run {count}/{len(todo)} done, {run.name} seed {run.seed}: balanced accuracy "
+              f"{result['test']['balanced_accuracy']:.4f} (test){val}", flush=True)
     return done
 
 
