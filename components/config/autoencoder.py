@@ -5,11 +5,11 @@ Defaults train each in about a minute on 900 Fashion-MNIST images on a 2-core CP
 from pydantic import Field
 
 from components.config.base import Section
-from components.config.training import FitParams
+from components.config.training import DistributedFitParams
 from components.config.transforms import NoiseParams
 
 
-class TrainScorerParams(FitParams):
+class TrainScorerParams(DistributedFitParams):
     """The outlier scorer: an autoencoder trained on the real train images; its reconstruction
     error on an image is that image's outlier score (high: unlike the training images)."""
 
@@ -20,7 +20,7 @@ class TrainScorerParams(FitParams):
     latent_dim: int = Field(16, ge=1)       # dense units of the bottleneck: fewer, the more it must generalise
 
 
-class TrainDenoiserParams(FitParams):
+class TrainDenoiserParams(DistributedFitParams):
     """The denoising autoencoder: learns to map real train images corrupted by `noise` back to the
     clean ones. `variants` noisy copies of every train image are made once, before training."""
 

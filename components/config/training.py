@@ -51,3 +51,19 @@ class FitParams(Section):
 
 # Settings that never shape the weights.
 NOT_SHAPING = {"steps", "checkpoint_every", "keep_checkpoints", "log_every"}
+
+
+class DistributedFitParams(FitParams):
+    """FitParams of a trainer that can also train in several processes at once (torchrun, DDP:
+    components/stages/processes.py): `nproc`, one per GPU, or several on the CPU; 1, this process. The batch
+    is split evenly over them, and they end within float rounding of one process's weights; a checkpoint
+    resumes only under the process count that wrote it (components/ranks.py)."""
+
+    nproc: int = Field(1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _batch_splits_over_processes(self) -> "DistributedFitParams":
+        if self.batch_size % self.nproc:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of nproc ({self.nproc}): each "
+                             "process takes an equal slice of a batch")
+        return self

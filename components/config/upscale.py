@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from components.config.base import Section
-from components.config.training import FitParams
+from components.config.training import DistributedFitParams
 from components.config.transforms import DegradeParams
 
 
@@ -20,7 +20,7 @@ class UpscaleParams(Section):
     grid_columns: int = Field(4, ge=1)  # LR / SR pairs per class in data/upscaled/lr_sr.png
 
 
-class TrainUpscalerParams(FitParams):
+class TrainUpscalerParams(DistributedFitParams):
     """The SR net (components/models/upscaler.py) and its training on the real train images: each
     epoch, every image is degraded afresh (`degrade`, seeded by seed and epoch) into its low-resolution
     input; the original is the target. Defaults train x2 on 900 Fashion-MNIST images in about a minute

@@ -12,24 +12,26 @@ would otherwise count as infinite dB); SSIM is the mean over images (components/
 which needs sides of at least 11 pixels: below that it is reported as null).
 
 data/models/denoiser holds denoiser.pt, metrics.csv, checkpoints/, samples/ and denoised.png (clean,
-noisy and denoised val images). The folder persists between runs (dvc.yaml: persist: true).
+noisy and denoised val images). The folder persists between runs (dvc.yaml: persist: true). With
+train_denoiser.nproc N > 1 it trains in N processes (components/stages/processes.py); rank 0 measures.
 """
 
 import cv2
 import numpy as np
 import torch
 
-from components import paths
+from components import paths, ranks
 from components.config import Params
 from components.data.atomic import write_json
 from components.data.manifest import read_manifest
 from components.data.shards import gather_images
 from components.data.transforms import noise
-from components.device import describe, resolve_device
+from components.device import describe
 from components.errors import DataError
 from components.metrics.fidelity import ssim
 from components.models import autoencoder
 from components.pixels import psnr_uint8, resize_images, stream_seed
+from components.stages import processes
 from components.training.autoencoder import train_denoiser
 
 GRID_IMAGES = 10
@@ -39,7 +41,11 @@ SSIM_MIN_SIDE = 11
 
 
 def run(params: Params) -> dict:
-    tp, size, device = params.train_denoiser, params.generator.size, resolve_device(params.device)
+    return processes.run("train_denoiser", params, params.train_denoiser.nproc, train)
+
+
+def train(params: Params, device: torch.device) -> dict:
+    tp, size = params.train_denoiser, params.generator.size
     manifest = read_manifest(paths.PREPARED)
     train, val = (manifest[manifest["split"] == split] for split in ("train", "val"))
     if train.empty or val.empty:
@@ -48,9 +54,13 @@ def run(params: Params) -> dict:
                         f"{params.prepare.val_fraction}) and a budget of at least 2 images per class")
     images = resize_images(gather_images(paths.PREPARED, train), size)
     val = resize_images(gather_images(paths.PREPARED, first_of_each_class_first(val)), size)
-    print(f"train_denoiser: denoising autoencoder on {len(images)} real images x {tp.variants} noisy copies at "
-          f"{size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}")
+    if ranks.is_main():
+        print(f"train_denoiser: denoising autoencoder on {len(images)} real images x {tp.variants} noisy copies "
+              f"at {size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}"
+              + (f", {ranks.world()} processes" if ranks.world() > 1 else ""))
     model, summary = train_denoiser(images, val[:GRID_IMAGES], tp, params.seed, device, paths.DENOISER)
+    if not ranks.is_main():
+        return summary
 
     noisy = noise(val, tp.noise, stream_seed(params.seed, 1))  # the picture's val noise: same seed
     summary = {**summary, "train_images": len(images), "val": measure(model, val, noisy, device)}

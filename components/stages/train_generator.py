@@ -4,27 +4,19 @@ on the prepared train split, into data/models/generator.
 The output folder persists between runs (dvc.yaml: persist: true): a killed run resumes from its
 last checkpoint, and raising train_generator.steps continues a finished one.
 
-With train_generator.nproc N > 1 the stage starts itself N times under torchrun (--standalone, on
-this machine: one process per GPU, or N on the CPU with gloo) and DDP trains one model: each process takes its
-slice of every batch (components/ranks.py); rank 0 writes the checkpoints and the outputs.
+With train_generator.nproc N > 1 the stage starts itself N times under torchrun and DDP trains one model
+(components/stages/processes.py).
 """
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
 import torch
-import yaml
 
 from components import paths, ranks
 from components.config import Params
 from components.data.atomic import write_json
 from components.data.manifest import DatasetInfo, read_split
-from components.device import describe, resolve_device
-from components.errors import GenaugError, ParamsError
+from components.device import describe
+from components.errors import ParamsError
+from components.stages import processes
 from components.training.generators import KINDS
 
 
@@ -33,13 +25,7 @@ def run(params: Params) -> dict:
     if nproc > 1 and params.train_generator.compile:
         raise ParamsError(f"train_generator.nproc: {nproc} and train_generator.compile: true do not go together "
                           "(DDP trains the uncompiled models); set one of them back")
-    if nproc > 1 and not ranks.launched():
-        return launch(params, nproc)
-    device = ranks.join(resolve_device(params.device))
-    try:
-        return train(params, device)
-    finally:
-        ranks.leave()
+    return processes.run("train_generator", params, nproc, train)
 
 
 def train(params: Params, device: torch.device) -> dict:
@@ -58,18 +44,3 @@ def train(params: Params, device: torch.device) -> dict:
         write_json(paths.metrics_file("train_generator"), summary)
     return summary
 
-
-def launch(params: Params, nproc: int) -> dict:
-    """This stage in `nproc` processes under torchrun, with these params; returns rank 0's summary."""
-    with tempfile.TemporaryDirectory(prefix="genaug-ranks-") as folder:
-        settings = Path(folder) / "params.yaml"
-        settings.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                   "-m", "components", "train_generator", "--params", str(settings)]
-        print(f"train_generator: {nproc} processes: {' '.join(command[1:])}", flush=True)
-        # gloo on the loopback interface: the processes are all on this machine
-        result = subprocess.run(command, env={"GLOO_SOCKET_IFNAME": "lo", **os.environ})
-    if result.returncode != 0:
-        raise GenaugError(f"train_generator: the {nproc} training processes failed (exit {result.returncode}); "
-                          "their errors are above. The last checkpoint is kept: the next run resumes from it")
-    return json.loads(paths.metrics_file("train_generator").read_text())

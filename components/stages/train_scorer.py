@@ -9,20 +9,23 @@ Train images score lower than held-out ones of the same kind: the scorer has see
 data/models/scorer holds scorer.pt, scores.parquet (id, split, label, outlier_score for every prepared
 image), metrics.csv, checkpoints/, samples/ and reconstructions.png (val images above their
 reconstructions). The folder persists between runs (dvc.yaml: persist: true): a killed run resumes.
+With train_scorer.nproc N > 1 it trains in N processes (components/stages/processes.py); rank 0 scores.
 """
 
 import numpy as np
 import pandas as pd
+import torch
 
-from components import paths
+from components import paths, ranks
 from components.config import Params
 from components.data.atomic import atomic_file, write_json
 from components.data.manifest import read_manifest
 from components.data.shards import gather_images, iter_images
-from components.device import describe, resolve_device
+from components.device import describe
 from components.errors import DataError
 from components.models import autoencoder
 from components.pixels import resize_images
+from components.stages import processes
 from components.training.autoencoder import train_scorer
 
 GRID_IMAGES = 10
@@ -30,17 +33,25 @@ BATCH = 512
 
 
 def run(params: Params) -> dict:
-    tp, size, device = params.train_scorer, params.generator.size, resolve_device(params.device)
+    return processes.run("train_scorer", params, params.train_scorer.nproc, train)
+
+
+def train(params: Params, device: torch.device) -> dict:
+    tp, size = params.train_scorer, params.generator.size
     manifest = read_manifest(paths.PREPARED)
     train = manifest[manifest["split"] == "train"]
     if train.empty:
         raise DataError(f"{paths.PREPARED}: no train images to train the scorer on; re-run prepare")
     images = resize_images(gather_images(paths.PREPARED, train), size)
     shown = one_per_class(manifest[manifest["split"] == "val"] if (manifest["split"] == "val").any() else train)
-    print(f"train_scorer: autoencoder with a {tp.latent_dim}-unit bottleneck on {len(images)} real images "
-          f"at {size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}")
+    if ranks.is_main():
+        print(f"train_scorer: autoencoder with a {tp.latent_dim}-unit bottleneck on {len(images)} real images "
+              f"at {size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}"
+              + (f", {ranks.world()} processes" if ranks.world() > 1 else ""))
     model, summary = train_scorer(images, resize_images(gather_images(paths.PREPARED, shown), size), tp, params.seed,
                                   device, paths.SCORER)
+    if not ranks.is_main():
+        return summary
 
     scores = score_all(model, manifest, size, device)
     with atomic_file(paths.SCORES) as tmp:

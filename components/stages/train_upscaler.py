@@ -2,7 +2,8 @@
 (components/training/upscaler.py: inputs degraded afresh every epoch), and measure it against bicubic
 upsampling on the real val images (metrics/train_upscaler.json). The output folder persists between runs
 (dvc.yaml: persist: true): a killed run resumes from its last checkpoint. With upscale.factor 1 there is
-nothing to learn: the folder holds only a note saying so.
+nothing to learn: the folder holds only a note saying so. With train_upscaler.nproc N > 1 it trains in N
+processes (components/stages/processes.py); rank 0 measures.
 
 data/models/upscaler holds upscaler.pt, metrics.csv, checkpoints/, samples/step-*.png (the grid per
 checkpoint) and lr_bicubic_sr_hr.png: a row each of real val images as the generator sees them
@@ -13,14 +14,16 @@ import logging
 import shutil
 
 import numpy as np
+import torch
 
-from components import paths
+from components import paths, ranks
 from components.config import Params
 from components.data.atomic import write_json, write_text
 from components.data.manifest import read_manifest, read_split
 from components.data.shards import gather_images
-from components.device import describe, resolve_device
+from components.device import describe
 from components.errors import DataError
+from components.stages import processes
 from components.training import checkpoint
 from components.training.upscaler import measure, train_upscaler
 
@@ -33,15 +36,21 @@ def run(params: Params) -> dict:
     factor = params.upscale.factor
     if factor == 1:
         return skip()
-    tp, device = params.train_upscaler, resolve_device(params.device)
+    return processes.run("train_upscaler", params, params.train_upscaler.nproc, train)
+
+
+def train(params: Params, device: torch.device) -> dict:
+    factor, tp = params.upscale.factor, params.train_upscaler
     images, _ = read_split(paths.PREPARED, "train")
     val = val_images(params)
-    print(f"train_upscaler: x{factor} SR net on {len(images)} real images "
-          f"({images.shape[1] // factor} -> {images.shape[1]} px), {tp.steps} steps on "
-          f"{describe(device, tp.precision)}")
-
-    (paths.UPSCALER / paths.UPSCALER_NOTE).unlink(missing_ok=True)
+    if ranks.is_main():
+        print(f"train_upscaler: x{factor} SR net on {len(images)} real images "
+              f"({images.shape[1] // factor} -> {images.shape[1]} px), {tp.steps} steps on "
+              f"{describe(device, tp.precision)}" + (f", {ranks.world()} processes" if ranks.world() > 1 else ""))
+        (paths.UPSCALER / paths.UPSCALER_NOTE).unlink(missing_ok=True)
     model, summary = train_upscaler(images, val[:GRID_ROWS], tp, factor, params.seed, device, paths.UPSCALER)
+    if not ranks.is_main():
+        return summary
     quality = measure(model, val, tp, factor, params.seed, device)
     for name, result in quality.items():
         if name != "images" and result["sr"]["psnr"] <= result["bicubic"]["psnr"]:

@@ -4,7 +4,8 @@ reconstruct the real train images) and the denoiser (learns to map noisy copies 
 Both work at the generator's size, where the generated samples are denoised and scored: the real
 images are brought to it as the generator's training images are (components/pixels.py: resize).
 Each run folder holds checkpoints/, metrics.csv, samples/step-NNNNNNN.png (val images: the input row(s)
-above the output row) and, once finished, the model file and its final grid.
+above the output row) and, once finished, the model file and its final grid. Under torchrun each process
+trains on its slice of every batch (components/ranks.py) and rank 0 alone writes the files.
 """
 
 import hashlib
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components import paths
+from components import paths, ranks
 from components.config.autoencoder import TrainDenoiserParams, TrainScorerParams
 from components.data.transforms import noise
 from components.plots import save_grid
@@ -31,7 +32,8 @@ def train_scorer(images: np.ndarray, val: np.ndarray, tp: TrainScorerParams, see
     model = autoencoder.build(images.shape[-1], images.shape[1], seed, tp.width, tp.levels, tp.latent_dim)
 
     def batch_metrics(m: autoencoder.Autoencoder, rng: torch.Generator, step: int) -> torch.Tensor:
-        x = to_signed(data[torch.randint(len(data), (tp.batch_size,), generator=rng, device=device)])
+        index = torch.randint(len(data), (tp.batch_size,), generator=rng, device=device)
+        x = to_signed(data[ranks.my_slice(index)])   # under torchrun: this rank's slice of the batch
         y = m(x)
         return torch.stack([(y - x).square().mean(), psnr_pooled(y.detach().clamp(-1, 1), x, peak=2.0)])
 
@@ -41,6 +43,8 @@ def train_scorer(images: np.ndarray, val: np.ndarray, tp: TrainScorerParams, see
     model, summary = fit(model, batch_metrics, ("loss", "psnr"), tp, seed, device, run_dir,
                          fingerprint(images, "scorer"), finals=(paths.SCORER_FILE, paths.SCORER_GRID), name="train_scorer",
                          picture=picture)
+    if not ranks.is_main():
+        return model, summary
     checkpoint.save(run_dir / paths.SCORER_FILE, autoencoder.export(model, "scorer", summary["steps"]))
     picture(model, run_dir / paths.SCORER_GRID)
     return model, summary
@@ -58,7 +62,7 @@ def train_denoiser(images: np.ndarray, val: np.ndarray, tp: TrainDenoiserParams,
     model = autoencoder.build(images.shape[-1], images.shape[1], seed, tp.width, tp.levels)
 
     def batch_metrics(m: autoencoder.Autoencoder, rng: torch.Generator, step: int) -> torch.Tensor:
-        index = torch.randint(len(noisy), (tp.batch_size,), generator=rng, device=device)
+        index = ranks.my_slice(torch.randint(len(noisy), (tp.batch_size,), generator=rng, device=device))
         x, target = to_signed(noisy[index]), to_signed(clean[index % len(clean)])
         y = m(x)
         return torch.stack([(y - target).square().mean(), psnr_pooled(y.detach().clamp(-1, 1), target, peak=2.0),
@@ -70,6 +74,8 @@ def train_denoiser(images: np.ndarray, val: np.ndarray, tp: TrainDenoiserParams,
     model, summary = fit(model, batch_metrics, ("loss", "psnr", "psnr_noisy"), tp, seed, device, run_dir,
                          fingerprint(images, "denoiser"), finals=(paths.DENOISER_FILE, paths.DENOISER_GRID), name="train_denoiser",
                          picture=picture)
+    if not ranks.is_main():
+        return model, summary
     checkpoint.save(run_dir / paths.DENOISER_FILE, autoencoder.export(model, "denoiser", summary["steps"]))
     picture(model, run_dir / paths.DENOISER_GRID)
     return model, summary

@@ -129,7 +129,8 @@ def fit(model: torch.nn.Module, batch_metrics: BatchMetrics, metrics: tuple[str,
     precision = resolve_precision(device, params.precision)
     # Everything that shapes the weights; the device type and precision too (they differ in numerics). The
     # precision enters resolved: auto and the precision it picked are the same run.
-    shaping = params.model_dump(mode="json", exclude=params.not_shaping() | {"precision"})
+    # The process count (nproc) enters as ranks.fingerprint()'s world size, and only when above 1.
+    shaping = params.model_dump(mode="json", exclude=params.not_shaping() | {"precision", "nproc"})
     key = json.dumps({**fingerprint, "fit": shaping, "seed": seed, "device": device.type, "precision": precision,
                       **ranks.fingerprint()},
                      sort_keys=True, default=str)

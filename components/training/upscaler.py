@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components import paths
+from components import paths, ranks
 from components.config.transforms import Blur, DegradeParams, GaussianNoise, Jpeg
 from components.config.upscale import TrainUpscalerParams
 from components.data.transforms import degrade
@@ -46,6 +46,8 @@ def train_upscaler(images: np.ndarray, shown: np.ndarray, tp: TrainUpscalerParam
         lambda model, rng, step: batch_metrics(model, pairs, rng, step, tp.batch_size), METRICS, tp, seed,
         device, run_dir, fingerprint={"model": upscaler.KIND, "factor": factor, "data": pairs.digest},
         finals=(paths.UPSCALER_FILE, paths.UPSCALER_GRID), name="train_upscaler", picture=picture)
+    if not ranks.is_main():
+        return model, summary
     checkpoint.save(run_dir / paths.UPSCALER_FILE, upscaler.export(model, summary["steps"]))
     picture(model, run_dir / paths.UPSCALER_GRID)
     return model, summary
@@ -62,12 +64,13 @@ class TrainingPairs:
         self.epoch, self.inputs = -1, None
 
     def batch(self, size: int, rng: torch.Generator, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, targets) in [-1, 1] for training step `step` (from 0)."""
+        """(inputs, targets) in [-1, 1] for training step `step` (from 0); under torchrun, this rank's slice
+        of the batch."""
         epoch = step * size // len(self.images)
         if epoch != self.epoch:
             low = degrade(self.images, self.params, self.factor, seed=stream_seed(self.seed, 0, epoch))
             self.epoch, self.inputs = epoch, to_device(low, self.device)
-        index = torch.randint(len(self.images), (size,), generator=rng, device=self.device)
+        index = ranks.my_slice(torch.randint(len(self.images), (size,), generator=rng, device=self.device))
         return to_signed(self.inputs[index]), to_signed(self.targets[index])
 
 

@@ -1,5 +1,5 @@
 """train_generator.nproc: 2 on the CPU (torchrun --standalone, gloo): the stage trains the same cVAE as one
-process (weights within 1e-5, in fp32: under bf16 autocast a half batch rounds otherwise than the whole, so
+process (and train_scorer, train_denoiser, train_upscaler their models) (weights within 1e-5, in fp32: under bf16 autocast a half batch rounds otherwise than the whole, so
 the precision is pinned where the CPU would pick bf16), a 2-process run stopped and resumed ends as a
 straight one, and a NaN on one rank stops both with the usual divergence message. Every torchrun runs under
 a timeout: a hung rank fails the test instead of the suite."""
@@ -102,6 +102,50 @@ def test_two_processes_train_the_stage_s_cvae_as_one_does(tmp_path, monkeypatch)
     assert runs[1].keys() == runs[2].keys()
     for name in runs[1]:
         assert torch.allclose(runs[1][name].float(), runs[2][name].float(), atol=1e-5, rtol=0), name
+
+
+TINY_FIT = {"steps": 12, "batch_size": 16, "checkpoint_every": 6, "log_every": 3, "precision": "fp32"}
+AUTOENCODER = {"width": 4, "levels": 1}
+
+
+@pytest.mark.parametrize("stage, section, folder, model_file", [
+    ("train_scorer", {"train_scorer": {**TINY_FIT, **AUTOENCODER, "latent_dim": 4}}, paths.SCORER, paths.SCORER_FILE),
+    ("train_denoiser", {"train_denoiser": {**TINY_FIT, **AUTOENCODER, "variants": 2}}, paths.DENOISER,
+     paths.DENOISER_FILE),
+    ("train_upscaler", {"upscale": {"factor": 2}, "generator": {"size": 14},
+                        "train_upscaler": {**TINY_FIT, "width": 8, "blocks": 1}}, paths.UPSCALER, paths.UPSCALER_FILE),
+])
+def test_two_processes_train_the_other_stages_models_as_one_does(tmp_path, monkeypatch, stage, section, folder,
+                                                                  model_file):
+    """The scorer, the denoiser and the upscaler on the shared loop under nproc 2: the same weights as one
+    process (within 1e-5), and rank 0 alone writes the stage's metrics."""
+    if not FASHION_MNIST.is_dir():
+        pytest.skip("needs the Fashion-MNIST package")
+    runs = {}
+    for nproc in (1, 2):
+        root = tmp_path / f"nproc{nproc}"
+        root.mkdir()
+        monkeypatch.chdir(root)
+        name = stage.removeprefix("train_")
+        params = small_params(**{key: ({**value, "nproc": nproc} if key == stage else value)
+                                 for key, value in section.items()})
+        prepare.run(params)
+        (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+        result = subprocess.run(["timeout", str(TIMEOUT), sys.executable, "-m", "components", stage],
+                                cwd=root, env=ENV, text=True, capture_output=True, timeout=TIMEOUT + 30)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert (root / paths.metrics_file(stage)).is_file(), name
+        runs[nproc] = weights(root / folder / model_file)
+        if nproc == 2:
+            assert f"{stage}: 2 processes" in result.stdout and ", 2 processes" in result.stdout
+    assert runs[1].keys() == runs[2].keys()
+    for key in runs[1]:
+        assert torch.allclose(runs[1][key].float(), runs[2][key].float(), atol=1e-5, rtol=0), key
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused():
+    with pytest.raises(Exception, match=r"batch_size \(15\) must be a multiple of nproc \(2\)"):
+        small_params(train_denoiser={"batch_size": 15, "nproc": 2})
 
 
 def test_two_processes_train_the_gan_as_one_does(tmp_path):
