@@ -194,6 +194,20 @@ def scale_table(name: str = "scale_out-cpu-2core.json") -> str:
     return "\n".join(lines)
 
 
+def local_workers_table(name: str = "local_workers-cpu-2core-zen3.json") -> str:
+    """benchmarks/local_workers.py: evaluate at the defaults in process against local:2, each run in turn."""
+    r = load(name)
+    first = r["runs"][0]["metrics_sha256"]
+    lines = ["| round | evaluate's runs | wall time | metrics/evaluate.json |", "|---:|---|---:|---|"]
+    for run in r["runs"]:
+        lines.append(f"| {run['round'] + 1} | {run['mode']} | {run['seconds']:.0f} s | "
+                     + ("the same bytes |" if run["metrics_sha256"] == first else "**differs** |"))
+    for mode, share in r["share_of_default"].items():
+        total = sum(run["seconds"] for run in r["runs"] if run["mode"] == mode)
+        lines.append(f"| all | {mode} | {total:.0f} s ({share:.0%}) | |")
+    return "\n".join(lines)
+
+
 def faults_table() -> str:
     """benchmarks/faults.py: each fault tried, what the user saw, and whether anything was lost."""
     r = load("faults.json")
@@ -222,7 +236,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "options": options_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "curve": curve_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
-          "faults": faults_table,
+          "faults": faults_table, "local_workers": local_workers_table,
           "scale": scale_table, "scale_zen3": lambda: scale_table("scale_out-cpu-2core-zen3.json")}
 
 
