@@ -14,8 +14,8 @@ start one worker per GPU: `CUDA_VISIBLE_DEVICES=i dask worker ... --nthreads 1 -
 GENAUG_DASK_SCHEDULER=local:N (`local`: N = 2) starts a Dask cluster of N worker processes on this machine for the
 stage, each running one piece at a time at the driver's thread count, so the bits stay those of the in-process
 run. Their idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE, unless the variable is set): with two pieces
-sharing the cores, spinning threads would eat the other's time (README: Scaling out). A CPU stage gains by
-filling the gaps one training leaves in the cores' time; a stage on CUDA runs its pieces in this process.
+sharing the cores, spinning threads would eat the other's time. It is meant for machines with more cores than one
+piece uses (on 2 cores it did not pay: README, Scaling out); a stage on CUDA runs its pieces in this process.
 """
 
 import ctypes

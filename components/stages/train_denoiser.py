@@ -47,12 +47,12 @@ def run(params: Params) -> dict:
 def train(params: Params, device: torch.device) -> dict:
     tp, size = params.train_denoiser, params.generator.size
     manifest = read_manifest(paths.PREPARED)
-    train, val = (manifest[manifest["split"] == split] for split in ("train", "val"))
-    if train.empty or val.empty:
+    train_rows, val = (manifest[manifest["split"] == split] for split in ("train", "val"))
+    if train_rows.empty or val.empty:
         raise DataError(f"{paths.PREPARED}: the denoiser trains on the train split and is measured on the val "
                         f"split; one is empty: set prepare.val_fraction above 0 (it is "
                         f"{params.prepare.val_fraction}) and a budget of at least 2 images per class")
-    images = resize_images(gather_images(paths.PREPARED, train), size)
+    images = resize_images(gather_images(paths.PREPARED, train_rows), size)
     val = resize_images(gather_images(paths.PREPARED, first_of_each_class_first(val)), size)
     if ranks.is_main():
         print(f"train_denoiser: denoising autoencoder on {len(images)} real images x {tp.variants} noisy copies "

@@ -39,11 +39,11 @@ def run(params: Params) -> dict:
 def train(params: Params, device: torch.device) -> dict:
     tp, size = params.train_scorer, params.generator.size
     manifest = read_manifest(paths.PREPARED)
-    train = manifest[manifest["split"] == "train"]
-    if train.empty:
+    train_rows = manifest[manifest["split"] == "train"]
+    if train_rows.empty:
         raise DataError(f"{paths.PREPARED}: no train images to train the scorer on; re-run prepare")
-    images = resize_images(gather_images(paths.PREPARED, train), size)
-    shown = one_per_class(manifest[manifest["split"] == "val"] if (manifest["split"] == "val").any() else train)
+    images = resize_images(gather_images(paths.PREPARED, train_rows), size)
+    shown = one_per_class(manifest[manifest["split"] == "val"] if (manifest["split"] == "val").any() else train_rows)
     if ranks.is_main():
         print(f"train_scorer: autoencoder with a {tp.latent_dim}-unit bottleneck on {len(images)} real images "
               f"at {size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}"

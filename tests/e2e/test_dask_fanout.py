@@ -69,14 +69,15 @@ def test_shards_are_byte_identical_whatever_the_worker_count(project, monkeypatc
 
 
 def test_a_local_cluster_gives_the_same_bytes(project, monkeypatch, capsys, one_torch_thread):
-    """GENAUG_DASK_SCHEDULER=local:2: the stages start their own two worker processes (evaluate's runs, CAS
-    among them, two at a time) and write what the in-process run wrote."""
+    """GENAUG_DASK_SCHEDULER=local:2: a stage starts its own two worker processes (evaluate's runs, CAS among
+    them, two at a time) and writes what the in-process run wrote. Two stages: the pieces travel as above; what
+    is new is the cluster each stage starts."""
     root, _ = project
     monkeypatch.chdir(root)
     sequential = digests(root)
     shutil.rmtree(paths.EVALUATION_RUNS, ignore_errors=True)
     monkeypatch.setenv(fanout.ENV, "local:2")
-    for stage in STAGES:
+    for stage in (generate, evaluate):
         stage.run(load_params())
         assert "pieces in 2 local Dask worker processes" in capsys.readouterr().out
     assert digests(root) == sequential

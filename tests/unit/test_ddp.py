@@ -4,6 +4,7 @@ the precision is pinned where the CPU would pick bf16), a 2-process run stopped 
 straight one, and a NaN on one rank stops both with the usual divergence message. Every torchrun runs under
 a timeout: a hung rank fails the test instead of the suite."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from components import paths
+from components import cli, paths
 from components.stages import prepare
 from tests.quality_data import FASHION_MNIST, small_params
 
@@ -105,42 +106,42 @@ def test_two_processes_train_the_stage_s_cvae_as_one_does(tmp_path, monkeypatch)
 
 
 TINY_FIT = {"steps": 12, "batch_size": 16, "checkpoint_every": 6, "log_every": 3, "precision": "fp32"}
-AUTOENCODER = {"width": 4, "levels": 1}
+OTHER_TRAINERS = {"train_scorer": {**TINY_FIT, "width": 4, "levels": 1, "latent_dim": 4},
+                  "train_denoiser": {**TINY_FIT, "width": 4, "levels": 1, "variants": 2},
+                  "train_upscaler": {**TINY_FIT, "width": 8, "blocks": 1}}
+MODEL_FILES = {"train_scorer": paths.SCORER / paths.SCORER_FILE, "train_denoiser": paths.DENOISER / paths.DENOISER_FILE,
+               "train_upscaler": paths.UPSCALER / paths.UPSCALER_FILE}
 
 
-@pytest.mark.parametrize("stage, section, folder, model_file", [
-    ("train_scorer", {"train_scorer": {**TINY_FIT, **AUTOENCODER, "latent_dim": 4}}, paths.SCORER, paths.SCORER_FILE),
-    ("train_denoiser", {"train_denoiser": {**TINY_FIT, **AUTOENCODER, "variants": 2}}, paths.DENOISER,
-     paths.DENOISER_FILE),
-    ("train_upscaler", {"upscale": {"factor": 2}, "generator": {"size": 14},
-                        "train_upscaler": {**TINY_FIT, "width": 8, "blocks": 1}}, paths.UPSCALER, paths.UPSCALER_FILE),
-])
-def test_two_processes_train_the_other_stages_models_as_one_does(tmp_path, monkeypatch, stage, section, folder,
-                                                                  model_file):
-    """The scorer, the denoiser and the upscaler on the shared loop under nproc 2: the same weights as one
-    process (within 1e-5), and rank 0 alone writes the stage's metrics."""
+def test_two_processes_train_the_other_stages_models_as_one_does(tmp_path, monkeypatch):
+    """The scorer, the denoiser and the upscaler on the shared loop with nproc 2: the same weights as the stage
+    in one process (within 1e-5), and rank 0 writes the stage's metrics. One project (the cascade, so that
+    there is an upscaler), the one-process stages run here."""
     if not FASHION_MNIST.is_dir():
         pytest.skip("needs the Fashion-MNIST package")
-    runs = {}
-    for nproc in (1, 2):
-        root = tmp_path / f"nproc{nproc}"
-        root.mkdir()
-        monkeypatch.chdir(root)
-        name = stage.removeprefix("train_")
-        params = small_params(**{key: ({**value, "nproc": nproc} if key == stage else value)
-                                 for key, value in section.items()})
-        prepare.run(params)
-        (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    monkeypatch.chdir(tmp_path)
+    cascade = {"upscale": {"factor": 2}, "generator": {"size": 14}}
+    one = small_params(**cascade, **OTHER_TRAINERS)
+    prepare.run(one)
+    reference = {}
+    for stage, model_file in MODEL_FILES.items():
+        cli.stage(stage)(one)
+        reference[stage] = weights(model_file)
+        shutil.rmtree(model_file.parent)
+        paths.metrics_file(stage).unlink()
+    two = small_params(**cascade, **{stage: {**fit, "nproc": 2} for stage, fit in OTHER_TRAINERS.items()})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(two.model_dump(mode="json")))
+    for stage, model_file in MODEL_FILES.items():
         result = subprocess.run(["timeout", str(TIMEOUT), sys.executable, "-m", "components", stage],
-                                cwd=root, env=ENV, text=True, capture_output=True, timeout=TIMEOUT + 30)
+                                cwd=tmp_path, env=ENV, text=True, capture_output=True, timeout=TIMEOUT + 30)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        assert (root / paths.metrics_file(stage)).is_file(), name
-        runs[nproc] = weights(root / folder / model_file)
-        if nproc == 2:
-            assert f"{stage}: 2 processes" in result.stdout and ", 2 processes" in result.stdout
-    assert runs[1].keys() == runs[2].keys()
-    for key in runs[1]:
-        assert torch.allclose(runs[1][key].float(), runs[2][key].float(), atol=1e-5, rtol=0), key
+        assert f"{stage}: 2 processes" in result.stdout and ", 2 processes" in result.stdout, stage
+        assert paths.metrics_file(stage).is_file(), stage
+        trained = weights(model_file)
+        assert trained.keys() == reference[stage].keys(), stage
+        for key in trained:
+            assert torch.allclose(reference[stage][key].float(), trained[key].float(), atol=1e-5, rtol=0), \
+                (stage, key)
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused():
