@@ -34,6 +34,11 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def count_text() -> str:
+    """", N processes" under torchrun, "" in one process: for a stage's opening line."""
+    return f", {world()} processes" if world() > 1 else ""
+
+
 def launched() -> bool:
     """Started by torchrun (it sets WORLD_SIZE and LOCAL_RANK for each process)."""
     return "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1

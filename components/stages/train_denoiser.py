@@ -57,7 +57,7 @@ def train(params: Params, device: torch.device) -> dict:
     if ranks.is_main():
         print(f"train_denoiser: denoising autoencoder on {len(images)} real images x {tp.variants} noisy copies "
               f"at {size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}"
-              + (f", {ranks.world()} processes" if ranks.world() > 1 else ""))
+              + ranks.count_text())
     model, summary = train_denoiser(images, val[:GRID_IMAGES], tp, params.seed, device, paths.DENOISER)
     if not ranks.is_main():
         return summary

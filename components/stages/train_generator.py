@@ -37,7 +37,7 @@ def train(params: Params, device: torch.device) -> dict:
     if ranks.is_main():
         print(f"train_generator: {g.kind} at {g.size}x{g.size} on {len(labels)} images of "
               f"{len(info.class_names)} classes, {recipe.steps} steps on {describe(device, recipe.precision)}"
-              + (f", {ranks.world()} processes" if ranks.world() > 1 else ""))
+              + ranks.count_text())
     summary = kind.train(images, labels, info.class_names, g, params.train_generator, params.seed, device,
                          paths.GENERATOR)
     if ranks.is_main():

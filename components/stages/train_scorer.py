@@ -47,7 +47,7 @@ def train(params: Params, device: torch.device) -> dict:
     if ranks.is_main():
         print(f"train_scorer: autoencoder with a {tp.latent_dim}-unit bottleneck on {len(images)} real images "
               f"at {size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}"
-              + (f", {ranks.world()} processes" if ranks.world() > 1 else ""))
+              + ranks.count_text())
     model, summary = train_scorer(images, resize_images(gather_images(paths.PREPARED, shown), size), tp, params.seed,
                                   device, paths.SCORER)
     if not ranks.is_main():

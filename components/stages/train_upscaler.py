@@ -46,7 +46,7 @@ def train(params: Params, device: torch.device) -> dict:
     if ranks.is_main():
         print(f"train_upscaler: x{factor} SR net on {len(images)} real images "
               f"({images.shape[1] // factor} -> {images.shape[1]} px), {tp.steps} steps on "
-              f"{describe(device, tp.precision)}" + (f", {ranks.world()} processes" if ranks.world() > 1 else ""))
+              f"{describe(device, tp.precision)}" + ranks.count_text())
         (paths.UPSCALER / paths.UPSCALER_NOTE).unlink(missing_ok=True)
     model, summary = train_upscaler(images, val[:GRID_ROWS], tp, factor, params.seed, device, paths.UPSCALER)
     if not ranks.is_main():
