@@ -1,5 +1,5 @@
 """Two training processes on the same cores, as the Prefect flow runs two stages at once: evaluate's classifier
-recipe (a synthetic arm: 64 real + 21 synthetic images a step, classic augmentation, fp32) alone, then two at
+recipe (a synthetic arm: 64 real + 21 synthetic images a step, classic augmentation, --precision) alone, then two at
 once, with OpenMP's default wait policy (idle threads spin) and with OMP_WAIT_POLICY=PASSIVE (they sleep), which
 the flow gives its stages when they may share the cores (components/pipeline.py: sharing_env). Steps per second
 of each process, and a digest of the trained weights: the wait policy must not change a bit. Prints a table and
@@ -27,13 +27,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2, help="each case this many times, interleaved")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast on the CPU")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/shared_cores-cpu-2core.json")
     args = parser.parse_args()
     rows = []
     for repeat in range(args.repeats):
         for policy, env in POLICIES.items():
             for together in (1, 2):
-                runs = at_once(together, args.steps, env)
+                runs = at_once(together, args.steps, env, args.precision)
                 rows.append({"policy": policy, "processes": together, "repeat": repeat,
                              "steps_per_s": [r["steps_per_s"] for r in runs],
                              "total_steps_per_s": round(sum(r["steps_per_s"] for r in runs), 2),
@@ -44,16 +45,17 @@ def main() -> None:
     print(f"weights identical in every run: {same}")
     from benchmarks.learning_curve import machine
     result = {"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]), "steps": args.steps,
-              "runs": rows, "same_weights": same}
+              "precision": args.precision, "runs": rows, "same_weights": same}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
-def at_once(processes: int, steps: int, env: dict[str, str]) -> list[dict]:
+def at_once(processes: int, steps: int, env: dict[str, str], precision: str) -> list[dict]:
     """`processes` training runs started together, each in a fresh interpreter (OpenMP reads its policy at start)."""
     with tempfile.TemporaryDirectory() as scratch:
-        started = [subprocess.Popen([sys.executable, __file__, "--one", str(steps), str(Path(scratch) / str(i))],
+        started = [subprocess.Popen([sys.executable, __file__, "--one", str(steps), str(Path(scratch) / str(i)),
+                                     precision],
                                     cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
                    for i in range(processes)]
         outputs = [p.communicate()[0] for p in started]
@@ -62,7 +64,7 @@ def at_once(processes: int, steps: int, env: dict[str, str]) -> list[dict]:
     return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
 
 
-def one(steps: int, run_dir: Path) -> None:
+def one(steps: int, run_dir: Path, precision: str) -> None:
     """One run of evaluate's recipe with a synthetic part: prints its speed and weights digest as JSON."""
     import numpy as np
     import torch
@@ -75,7 +77,7 @@ def one(steps: int, run_dir: Path) -> None:
     real = rng.integers(0, 256, (900, 28, 28, 1), dtype=np.uint8)
     fake = rng.integers(0, 256, (4500, 28, 28, 1), dtype=np.uint8)
     soft = rng.dirichlet(np.ones(10), 4500).astype(np.float32)
-    fit = ClassifierFitParams(steps=steps, log_every=50, checkpoint_every=steps, precision="fp32")
+    fit = ClassifierFitParams(steps=steps, log_every=50, checkpoint_every=steps, precision=precision)
     started = time.perf_counter()
     model, _ = train_classifier(real, np.arange(900) % 10, 10, ClassifierParams(), fit, 0, torch.device("cpu"),
                                 run_dir, "shared_cores", augment=ClassicParams(),
@@ -88,6 +90,6 @@ def one(steps: int, run_dir: Path) -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
     if sys.argv[1:2] == ["--one"]:
-        one(int(sys.argv[2]), Path(sys.argv[3]))
+        one(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
     else:
         main()

@@ -111,6 +111,38 @@ def sharing_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "OMP_WAIT_POLICY": env.get("OMP_WAIT_POLICY", "PASSIVE")}
 
 
+def bf16_cpu_trainers(cwd: Path) -> list[str]:
+    """The trainers of the project in `cwd` that train in bf16 on this machine's CPU (none where params put
+    them on CUDA, or where the CPU has no bf16 hardware and `auto` means fp32)."""
+    from components.device import resolve_device, resolve_precision
+
+    params = load_params(cwd / PARAMS)
+    device = resolve_device(params.device)
+    if device.type != "cpu":
+        return []
+    generator = params.train_generator.cvae if params.generator.kind == "cvae" else params.train_generator
+    settings = {"train_generator": generator.precision, "train_scorer": params.train_scorer.precision,
+                "train_denoiser": params.train_denoiser.precision, "train_upscaler": params.train_upscaler.precision,
+                "train_judge": params.train_judge.precision, "evaluate": params.evaluate.fit.precision}
+    return [name for name, setting in settings.items() if resolve_precision(device, setting) == "bf16"]
+
+
+def stages_at_once(requested: int, bf16_trainers: list[str], cores: int, threads: int) -> tuple[int, str | None]:
+    """How many stages the flow runs at once when `requested`, and why fewer (None: as requested). Stages that
+    train in bf16 on the CPU must not share cores: two 2-thread bf16 trainings on 2 cores ran 17 to 20 times
+    slower each than one alone, with idle threads spinning or asleep alike (`benchmarks/shared_cores.py
+    --precision bf16`; in fp32 passive waiting makes them 1.27 times faster together), so the flow then runs as
+    many as the cores hold at `threads` each."""
+    fits = max(1, cores // threads)
+    if requested <= fits or not bf16_trainers:
+        return requested, None
+    return fits, (f"max_parallel {requested} lowered to {fits}: {', '.join(bf16_trainers)} train in bf16 on this "
+                  f"CPU, and bf16 training sharing the cores runs many times slower ({requested} stages x {threads} "
+                  f"torch threads on {cores} cores; README: Scaling out). Set OMP_NUM_THREADS to at most "
+                  f"{max(1, cores // requested)} to run {requested} at once (other low bits than dvc repro at "
+                  f"{threads} threads), or precision: fp32 in those sections")
+
+
 def apply_overrides(cwd: Path, overrides: dict[str, Any] | None) -> None:
     """Write dotted-key overrides (`prepare.per_class: 50`) into params.yaml, keeping its comments.
 

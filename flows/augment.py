@@ -99,7 +99,7 @@ def augment(overrides: dict[str, Any] | None = None, make_version: bool = True,
         pipeline.apply_overrides(cwd, overrides)
         order, before = pipeline.stage_order(cwd), pipeline.lock_stages(cwd)
         try:
-            run_stages(cwd, order, pipeline.stage_predecessors(cwd), max_parallel or default_parallel(),
+            run_stages(cwd, order, pipeline.stage_predecessors(cwd), stages_at_once(cwd, max_parallel),
                        limit=concurrency_limit)
         finally:
             pipeline.restore_lock_order(cwd, before, order)
@@ -146,6 +146,19 @@ def upstream(stage: str, predecessors: dict[str, set[str]]) -> set[str]:
             found.add(other)
             todo.extend(predecessors[other])
     return found
+
+
+def stages_at_once(cwd: Path, max_parallel: int | None) -> int:
+    """`max_parallel`, or default_parallel(), lowered where stages training in bf16 would share the CPU's cores
+    (pipeline.stages_at_once says why, in the flow's log)."""
+    import torch
+
+    requested = max_parallel or default_parallel()
+    count, why = pipeline.stages_at_once(requested, pipeline.bf16_cpu_trainers(cwd), os.cpu_count() or 1,
+                                         torch.get_num_threads())
+    if why:
+        get_run_logger().warning(why)
+    return count
 
 
 def default_parallel() -> int:

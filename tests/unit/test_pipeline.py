@@ -67,3 +67,29 @@ def test_stage_order_names_what_stops_dvc_from_planning(tmp_path):
 def test_a_stage_sharing_the_cores_waits_passively_unless_the_user_chose_a_policy():
     assert pipeline.sharing_env({"PATH": "/bin"}) == {"PATH": "/bin", "OMP_WAIT_POLICY": "PASSIVE"}
     assert pipeline.sharing_env({"OMP_WAIT_POLICY": "active"})["OMP_WAIT_POLICY"] == "active"
+
+
+def test_stages_training_in_bf16_on_the_cpu_do_not_share_its_cores():
+    # two 2-thread bf16 trainings on 2 cores: one at a time, with the reason and the two ways out
+    count, why = pipeline.stages_at_once(2, ["train_judge", "evaluate"], cores=2, threads=2)
+    assert count == 1 and "train_judge, evaluate train in bf16" in why and "OMP_NUM_THREADS to at most 1" in why
+    assert pipeline.stages_at_once(4, ["evaluate"], cores=16, threads=4) == (4, None)  # the cores hold them
+    assert pipeline.stages_at_once(4, ["evaluate"], cores=16, threads=8)[0] == 2
+    assert pipeline.stages_at_once(2, [], cores=2, threads=2) == (2, None)  # fp32 may share (passive waiting)
+
+
+def test_the_trainers_in_bf16_on_the_cpu_come_from_params(tmp_path, monkeypatch):
+    import components.device
+
+    params = load_yaml(REPO / "params.yaml")
+    params["device"] = "cpu"
+    dump_yaml(tmp_path / "params.yaml", params)
+    monkeypatch.setattr(components.device, "cpu_computes_bf16", lambda: True)
+    assert pipeline.bf16_cpu_trainers(tmp_path) == ["train_generator", "train_scorer", "train_denoiser",
+                                                   "train_upscaler", "train_judge", "evaluate"]
+    monkeypatch.setattr(components.device, "cpu_computes_bf16", lambda: False)  # auto means fp32 there
+    assert pipeline.bf16_cpu_trainers(tmp_path) == []
+    params["train_judge"]["precision"] = "bf16"
+    params["train_generator"]["cvae"]["precision"] = "fp32"
+    dump_yaml(tmp_path / "params.yaml", params)
+    assert pipeline.bf16_cpu_trainers(tmp_path) == ["train_judge"]
