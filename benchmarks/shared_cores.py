@@ -6,6 +6,7 @@ of each process, and a digest of the trained weights: the wait policy must not c
 writes JSON with the machine and the exact command (--out). Random images of the default pipeline's shapes.
 
     python benchmarks/shared_cores.py --steps 200 --out benchmarks/results/shared_cores-cpu-2core-zen3.json
+    python benchmarks/shared_cores.py --steps 100 --precision bf16 --threads 1 --out /tmp/one-thread.json
 """
 
 import argparse
@@ -28,13 +29,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2, help="each case this many times, interleaved")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast on the CPU")
+    parser.add_argument("--threads", type=int, help="torch threads per process (OMP_NUM_THREADS); default: torch's")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/shared_cores-cpu-2core.json")
     args = parser.parse_args()
+    threads = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}
     rows = []
     for repeat in range(args.repeats):
         for policy, env in POLICIES.items():
             for together in (1, 2):
-                runs = at_once(together, args.steps, env, args.precision)
+                runs = at_once(together, args.steps, {**env, **threads}, args.precision)
                 rows.append({"policy": policy, "processes": together, "repeat": repeat,
                              "steps_per_s": [r["steps_per_s"] for r in runs],
                              "total_steps_per_s": round(sum(r["steps_per_s"] for r in runs), 2),
@@ -45,7 +48,7 @@ def main() -> None:
     print(f"weights identical in every run: {same}")
     from benchmarks.learning_curve import machine
     result = {"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]), "steps": args.steps,
-              "precision": args.precision, "runs": rows, "same_weights": same}
+              "precision": args.precision, "threads": args.threads or "torch's default", "runs": rows, "same_weights": same}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
