@@ -236,6 +236,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "options": options_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "curve": curve_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
+          "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,
           "scale": scale_table, "scale_zen3": lambda: scale_table("scale_out-cpu-2core-zen3.json"),
           "scale_zen4": lambda: scale_table("scale_out-cpu-2core-zen4.json")}
