@@ -115,12 +115,13 @@ def bf16_cpu_trainers(cwd: Path) -> list[str]:
     """The trainers of the project in `cwd` that train in bf16 on this machine's CPU (none where params put
     them on CUDA, or where the CPU has no bf16 hardware and `auto` means fp32)."""
     from components.device import resolve_device, resolve_precision
+    from components.training.generators import KINDS
 
     params = load_params(cwd / PARAMS)
     device = resolve_device(params.device)
     if device.type != "cpu":
         return []
-    generator = params.train_generator.cvae if params.generator.kind == "cvae" else params.train_generator
+    generator = KINDS[params.generator.kind].recipe(params.train_generator)
     settings = {"train_generator": generator.precision, "train_scorer": params.train_scorer.precision,
                 "train_denoiser": params.train_denoiser.precision, "train_upscaler": params.train_upscaler.precision,
                 "train_judge": params.train_judge.precision, "evaluate": params.evaluate.fit.precision}
