@@ -140,6 +140,33 @@ def weighting_rows() -> list[tuple[str, str, dict]]:
     return rows
 
 
+def imbalance_judge_table() -> str:
+    """The rare-class case in bf16 with the plain and the class-weighted judge (train_judge.balance), each
+    synthetic arm with mixture weights and with the real part alone weighted; lift against real_weighted_classic."""
+    judges = {"none": "imbalanced-100-seed0-bf16", "weighted": "imbalanced-100-seed0-bf16-judge-weighted"}
+    rare = load(f"{judges['none']}.json")["budgets"][0]["rare_classes"]
+    lines = ["| judge | arm | class weights | balanced accuracy (test) | val | "
+             + " | ".join(f"recall {c}" for c in rare) + " | lift (test) | lift (val) |",
+             "|---|---|---|---:|---:|" + "---:|" * len(rare) + "---:|---:|"]
+    base = load(f"{judges['none']}.json")["budgets"][0]["arms"]["real_weighted_classic"]
+    plain, mixed = [], []
+    for judge, stem in judges.items():
+        for name, weighting in ((f"{stem}.json", "mixture"), (f"{stem}-real-part.json", "real part")):
+            for arm, entry in load(name)["budgets"][0]["arms"].items():
+                synthetic = "synthetic" in arm
+                if weighting == "real part" and arm != "real_weighted_synthetic_classic":
+                    continue
+                if not synthetic and judge != "none":
+                    continue
+                how = weighting if "weighted" in arm and synthetic else ("classes" if "weighted" in arm else "")
+                lift = (f"{entry['mean'] - base['mean']:+.4f} | {entry['val'] - base['val']:+.4f}" if synthetic
+                        else ("(baseline) | " if arm == "real_weighted_classic" else " | "))
+                (mixed if synthetic else plain).append(
+                    f"| {judge if synthetic else ''} | `{arm}` | {how} | {entry['mean']:.4f} ± {entry['std']:.4f}"
+                    f" | {entry['val']:.4f} | " + "".join(f"{entry['recall'][c]:.3f} | " for c in rare) + f"{lift} |")
+    return "\n".join(lines + plain + mixed)
+
+
 def curve_rows() -> list[dict]:
     """The learning curve's budgets and, for 100 labels per class, pipeline seed 0's run."""
     rows = load("learning_curve-cpu-2core.json")["budgets"] + load("protocol-100-seed0.json")["budgets"]
@@ -234,7 +261,8 @@ def write_curve_csv() -> None:
 TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_table("bf16"),
           "main_fp32": lambda: main_table("fp32"), "generative_fp32": lambda: generative_table("fp32"),
           "options": options_table,
-          "coverage": coverage_table, "imbalance": imbalance_table, "curve": curve_table,
+          "coverage": coverage_table, "imbalance": imbalance_table, "imbalance_judge": imbalance_judge_table,
+          "curve": curve_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,

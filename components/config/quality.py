@@ -51,12 +51,16 @@ class TrainJudgeParams(ClassifierFitParams):
     penultimate features serve the generative metrics, its probabilities the filter and the soft labels)."""
 
     model: ClassifierParams = ClassifierParams()
+    # weighted: class-weighted cross-entropy where the train classes are imbalanced (prepare.imbalance), so that
+    # the label check and the soft labels do not lean towards the common classes; on balanced classes it is the
+    # plain judge (the same weights), which evaluate's real_classic run then takes
+    balance: Literal["none", "weighted"] = "none"
 
     def recipe(self) -> ClassifierFitParams:
         """The judge's training recipe without its net: what a downstream run's `evaluate.fit` holds, so that
         the judge and a downstream run of the same recipe, net, data and seed have one fingerprint (evaluate
         then takes the judge's run instead of training it again)."""
-        return ClassifierFitParams(**{k: v for k, v in self if k != "model"})
+        return ClassifierFitParams(**{k: v for k, v in self if k not in ("model", "balance")})
 
 
 class FilterParams(Section):

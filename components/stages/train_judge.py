@@ -1,7 +1,7 @@
 """train_judge: train the judge, a classifier of the real train images, into data/models/judge.
 
 It trains with the downstream recipe and the classic augmentation (the strongest classifier of the real
-images genaug makes). Its penultimate features are the embedding of evaluate's generative metrics (Fréchet
+images genaug makes), class-weighted where the classes are imbalanced if train_judge.balance says so. Its penultimate features are the embedding of evaluate's generative metrics (Fréchet
 distance, KID, precision/recall); its class probabilities are the filter's label check and the soft labels
 of the synthetic samples. The output folder persists between runs (dvc.yaml: persist: true): a killed run
 resumes from its last checkpoint.
@@ -17,7 +17,7 @@ from components.device import describe, resolve_device
 from components.metrics.classification import scores
 from components.models import classifier
 from components.training.checkpoint import save
-from components.training.classify import train_classifier
+from components.training.classify import balancing_weights, train_classifier
 
 BATCH = 512
 
@@ -27,11 +27,15 @@ def run(params: Params) -> dict:
     images, labels = read_split(paths.PREPARED, "train")
     device = resolve_device(params.device)
     p = params.train_judge
+    # weighting balanced classes changes nothing: the plain run, whose fingerprint evaluate's real_classic shares
+    balance = p.balance if balancing_weights(labels, len(info.class_names)) is not None else "none"
+    weighted = ", class-weighted loss" if balance == "weighted" else ""
     print(f"train_judge: classifier (width {p.model.width}, {p.model.stages} stages) on {len(labels)} images of "
-          f"{len(info.class_names)} classes, {p.steps} steps on {describe(device, p.precision)}")
+          f"{len(info.class_names)} classes{weighted}, {p.steps} steps on {describe(device, p.precision)}")
     model, summary = train_classifier(images, labels, len(info.class_names), p.model, p.recipe(), params.seed,
-                                      device, paths.JUDGE, "train_judge", augment=params.classic,
+                                      device, paths.JUDGE, "train_judge", balance=balance, augment=params.classic,
                                       label_smoothing=p.label_smoothing, finals=(paths.JUDGE_FILE,))
+    summary["balance"] = balance
     save(paths.JUDGE / paths.JUDGE_FILE, classifier.export(model, p.model, info.class_names, info.size, summary["steps"]))
     summary["val"] = validation(model, info, device)
     write_json(paths.metrics_file("train_judge"), summary)

@@ -95,16 +95,22 @@ def test_evaluate_reports_every_arm_and_the_generative_metrics(prepared):
 FAST = {"fit": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 10}}
 
 
+def mark_judge_run():
+    """Mark the judge's logged metrics (a loss of 123.5 in the last row): a run taken from the judge carries the
+    mark, a run trained does not. Returns the log's path and its rows before the mark."""
+    logged = paths.JUDGE / "metrics.csv"
+    rows = logged.read_text().splitlines()
+    step, rest = rows[-1].split(",", 1)
+    logged.write_text("\n".join([*rows[:-1], f"{step},123.5," + rest.split(",", 1)[1]]) + "\n")
+    return logged, rows
+
+
 def test_the_judge_is_the_real_classic_run_of_its_seed_and_is_taken_not_trained_again(prepared):
     judge = small_params().train_judge
     recipe = {"classifier": judge.model.model_dump(), "fit": judge.recipe().model_dump()}
     params = small_params(evaluate={"arms": ["real_classic"], "seeds": [0, 1], "cas": False, **recipe})
     augmented_with("heldout", 4, params)
-    # Mark the judge's logged metrics: a run taken from the judge carries the mark, a run trained does not.
-    logged = paths.JUDGE / "metrics.csv"
-    rows = logged.read_text().splitlines()
-    step, rest = rows[-1].split(",", 1)
-    logged.write_text("\n".join([*rows[:-1], f"{step},123.5," + rest.split(",", 1)[1]]) + "\n")
+    logged, rows = mark_judge_run()
     evaluate.run(params)
     taken, trained = (paths.EVALUATION_RUNS / f"real_classic-seed{seed}" for seed in (0, 1))
     assert (taken / "metrics.csv").read_text() == logged.read_text()   # seed 0: the judge's run (params.seed 0)
@@ -118,6 +124,38 @@ def test_the_judge_is_the_real_classic_run_of_its_seed_and_is_taken_not_trained_
     (paths.JUDGE / "checkpoints").rename(paths.JUDGE / "elsewhere")   # nothing to take: both runs train
     assert json.loads(json.dumps(evaluate.run(params)))["arms"] == report["arms"]
     assert "123.5" not in (taken / "metrics.csv").read_text()
+
+
+def test_a_weighted_judge_is_the_plain_one_on_balanced_classes_and_the_weighted_run_on_rare_ones(tmp_path,
+                                                                                                monkeypatch):
+    if not FASHION_MNIST.is_dir():
+        pytest.skip("needs the Fashion-MNIST package")
+    monkeypatch.chdir(tmp_path)
+    plain = small_params(train_judge={"steps": 30})
+    prepare.run(plain)
+    train_judge.run(plain)
+    before = (paths.JUDGE / paths.JUDGE_FILE).read_bytes()
+    shutil.rmtree(paths.JUDGE)
+    weighted = small_params(train_judge={"steps": 30, "balance": "weighted"})
+    assert train_judge.run(weighted)["balance"] == "none"      # balanced classes: nothing to weight
+    assert (paths.JUDGE / paths.JUDGE_FILE).read_bytes() == before
+
+    # A rare class: the weighted judge is evaluate's real_weighted_classic run of its seed, taken from it.
+    shutil.rmtree(paths.JUDGE)
+    rare = {"per_class": 20, "imbalance": {"classes": ["Coat"], "factor": 0.25}}
+    judge = small_params(prepare=rare, train_judge={"steps": 30, "balance": "weighted"})
+    prepare.run(judge)
+    assert train_judge.run(judge)["balance"] == "weighted"
+    assert (paths.JUDGE / paths.JUDGE_FILE).read_bytes() != before
+    recipe = {"classifier": judge.train_judge.model.model_dump(), "fit": judge.train_judge.recipe().model_dump()}
+    params = small_params(prepare=rare, train_judge={"steps": 30, "balance": "weighted"},
+                          evaluate={"arms": ["real_classic", "real_weighted_classic"], "seeds": [0], "cas": False,
+                                    **recipe})
+    augmented_with("heldout", 4, params)
+    logged, _ = mark_judge_run()
+    evaluate.run(params)
+    assert (paths.EVALUATION_RUNS / "real_weighted_classic-seed0" / "metrics.csv").read_text() == logged.read_text()
+    assert "123.5" not in (paths.EVALUATION_RUNS / "real_classic-seed0" / "metrics.csv").read_text()
 
 
 def test_without_synthetic_samples_the_synthetic_arms_are_skipped(prepared):
@@ -147,6 +185,12 @@ def test_bad_evaluate_params_are_refused_with_their_key(key, value, message):
     with pytest.raises(ParamsError, match=message) as err:
         small_params(evaluate={key: value})
     assert f"evaluate.{key}" in str(err.value)
+
+
+def test_a_bad_judge_balance_is_refused_with_its_key():
+    with pytest.raises(ParamsError, match="'none' or 'weighted'") as err:
+        small_params(train_judge={"balance": "oversampled"})
+    assert "train_judge.balance" in str(err.value)
 
 
 def test_soft_labels_are_the_judges_probabilities_at_the_temperature_and_sum_to_one():
