@@ -1,8 +1,9 @@
 """train_judge: train the judge, a classifier of the real train images, into data/models/judge.
 
 It trains with the downstream recipe and the classic augmentation (the strongest classifier of the real
-images genaug makes), class-weighted where the classes are imbalanced if train_judge.balance says so. Its penultimate features are the embedding of evaluate's generative metrics (Fréchet
-distance, KID, precision/recall); its class probabilities are the filter's label check and the soft labels
+images genaug makes), class-weighted where the classes are imbalanced if train_judge.balance says so. Its
+penultimate features are the embedding of evaluate's generative metrics (Fréchet distance, KID,
+precision/recall); its class probabilities are the filter's label check and the soft labels
 of the synthetic samples. The output folder persists between runs (dvc.yaml: persist: true): a killed run
 resumes from its last checkpoint.
 """
