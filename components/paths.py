@@ -23,7 +23,7 @@ SCORER_FILE, SCORER_GRID = "scorer.pt", "reconstructions.png"
 SCORES = SCORER / "scores.parquet"  # the real images' outlier scores, read by filter and assemble
 
 DENOISER = DATA / "models" / "denoiser"
-DENOISER_FILE, DENOISER_GRID = "denoiser.pt", "denoised.png"
+DENOISER_FILE, DENOISER_GRID, DENOISER_NOTE = "denoiser.pt", "denoised.png", "no_denoiser.txt"
 
 DENOISED = DATA / "denoised"
 DENOISE_GRID = "before_after.png"

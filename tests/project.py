@@ -19,11 +19,13 @@ TINY = {
     "prepare.classes": ["Trouser", "Bag", "Sneaker"],
     "prepare.shard_size": 16,
     # The cascade (generator at 14, SR x2), not the default 28 x 1: the project then runs every stage's
-    # real work, and test_cvae_at_full_size_with_denoise_off_and_no_upscaler switches to the default.
+    # real work, and test_cvae_at_full_size_with_denoise_off_and_no_upscaler switches to the defaults.
     "generator.size": 14,
     # The cGAN here (params.yaml's default is the cVAE, which that test runs).
     "generator.kind": "cgan",
     "upscale.factor": 2,
+    # The denoiser on (params.yaml's default, strength 0, trains none: that test runs it too).
+    "denoise.strength": 1.0,
     "generator.width": 8,
     "generator.embed_dim": 8,
     "generator.latent_dim": 16,

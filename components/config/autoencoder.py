@@ -34,8 +34,9 @@ class TrainDenoiserParams(DistributedFitParams):
 
 class DenoiseParams(Section):
     """Applying the denoiser to the generated samples: output = (1 - strength) * input +
-    strength * denoised; 0 leaves the images byte for byte as they are, 1 is the denoiser's output."""
+    strength * denoised; 0 (the default: README, Evaluation) leaves the images byte for byte as they are and
+    trains no denoiser, 1 is the denoiser's output."""
 
-    strength: float = Field(1.0, ge=0, le=1)
+    strength: float = Field(0.0, ge=0, le=1)
     batch_size: int = Field(256, ge=1)
     grid_columns: int = Field(8, ge=1)     # before/after pairs per class in before_after.png

@@ -1,10 +1,12 @@
 """A training stage in several processes: with its `nproc` N > 1 the stage starts itself N times under torchrun
 (--standalone, on this machine: one process per GPU, or N on the CPU with gloo) and DDP trains one model: each
 process takes its slice of every batch (components/ranks.py); rank 0 writes the checkpoints and the outputs.
-With N = 1 the stage trains in its own process, as it always has."""
+With N = 1 the stage trains in its own process, as it always has; where its params leave it nothing to
+train, nothing_to_train writes what stands for the model."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +18,7 @@ import yaml
 
 from components import paths, ranks
 from components.config import Params
+from components.data.atomic import write_json, write_text
 from components.device import resolve_device
 from components.errors import GenaugError
 
@@ -29,6 +32,18 @@ def run(stage: str, params: Params, nproc: int, train: Callable[[Params, torch.d
         return train(params, device)
     finally:
         ranks.leave()
+
+
+def nothing_to_train(stage: str, folder: Path, note: str, why: str, summary: dict) -> dict:
+    """A trainer whose model its params leave unused: its model folder holds only a `note` saying `why` (what
+    an earlier run left is removed, so the output is the same whatever ran before), and its metrics
+    `summary`, which say that no model is used."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    write_text(folder / note, why + "\n")
+    write_json(paths.metrics_file(stage), summary)
+    print(f"{stage}: {why}")
+    return summary
 
 
 def launch(stage: str, params: Params, nproc: int) -> dict:

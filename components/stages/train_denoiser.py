@@ -14,6 +14,8 @@ which needs sides of at least 11 pixels: below that it is reported as null).
 data/models/denoiser holds denoiser.pt, metrics.csv, checkpoints/, samples/ and denoised.png (clean,
 noisy and denoised val images). The folder persists between runs (dvc.yaml: persist: true). With
 train_denoiser.nproc N > 1 it trains in N processes (components/stages/processes.py); rank 0 measures.
+With denoise.strength 0 (the default) the denoise stage passes the samples through, so there is nothing to
+train: the folder holds only a note saying so (README: Evaluation, why the default is 0).
 """
 
 import cv2
@@ -41,6 +43,11 @@ SSIM_MIN_SIDE = 11
 
 
 def run(params: Params) -> dict:
+    if params.denoise.strength == 0:
+        why = ("denoise.strength is 0: no denoiser is trained, and the denoise stage passes the generated samples "
+               "through unchanged")
+        return processes.nothing_to_train("train_denoiser", paths.DENOISER, paths.DENOISER_NOTE, why,
+                                          {"strength": 0.0, "denoiser": None})
     return processes.run("train_denoiser", params, params.train_denoiser.nproc, train)
 
 
@@ -55,6 +62,7 @@ def train(params: Params, device: torch.device) -> dict:
     images = resize_images(gather_images(paths.PREPARED, train_rows), size)
     val = resize_images(gather_images(paths.PREPARED, first_of_each_class_first(val)), size)
     if ranks.is_main():
+        (paths.DENOISER / paths.DENOISER_NOTE).unlink(missing_ok=True)
         print(f"train_denoiser: denoising autoencoder on {len(images)} real images x {tp.variants} noisy copies "
               f"at {size}x{size}, {tp.steps} steps on {describe(device, tp.precision)}"
               + ranks.count_text())

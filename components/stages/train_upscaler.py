@@ -11,14 +11,13 @@ checkpoint) and lr_bicubic_sr_hr.png: a row each of real val images as the gener
 """
 
 import logging
-import shutil
 
 import numpy as np
 import torch
 
 from components import paths, ranks
 from components.config import Params
-from components.data.atomic import write_json, write_text
+from components.data.atomic import write_json
 from components.data.manifest import read_manifest, read_split
 from components.data.shards import gather_images
 from components.device import describe
@@ -35,7 +34,10 @@ GRID_ROWS = 10  # val images in the pictures
 def run(params: Params) -> dict:
     factor = params.upscale.factor
     if factor == 1:
-        return skip()
+        why = ("upscale.factor is 1: no super-resolution net is trained, and the upscale stage passes the "
+               "generated samples through unchanged")
+        return processes.nothing_to_train("train_upscaler", paths.UPSCALER, paths.UPSCALER_NOTE, why,
+                                          {"factor": 1, "upscaler": None})
     return processes.run("train_upscaler", params, params.train_upscaler.nproc, train)
 
 
@@ -62,19 +64,6 @@ def train(params: Params, device: torch.device) -> dict:
           f"SSIM {area['sr']['ssim']:.4f} (bicubic {area['bicubic']['ssim']:.4f})")
     summary = {"factor": factor, **summary, "upscaler": checkpoint.file_hash(paths.UPSCALER / paths.UPSCALER_FILE), "val": quality}
     write_json(paths.metrics_file("train_upscaler"), summary)
-    return summary
-
-
-def skip() -> dict:
-    """upscale.factor 1: an empty model folder with a note (what an earlier run left is removed, so the
-    output is the same whatever ran before), and metrics that say no SR net is used."""
-    shutil.rmtree(paths.UPSCALER, ignore_errors=True)
-    paths.UPSCALER.mkdir(parents=True)
-    write_text(paths.UPSCALER / paths.UPSCALER_NOTE, "upscale.factor is 1: no super-resolution net is trained, and the upscale "
-                                      "stage passes the generated samples through unchanged.\n")
-    summary = {"factor": 1, "upscaler": None}
-    write_json(paths.metrics_file("train_upscaler"), summary)
-    print("train_upscaler: upscale.factor is 1, no super-resolution: nothing to train")
     return summary
 
 

@@ -50,7 +50,7 @@ def test_repro_writes_the_augmented_set(project):
 
 
 def test_denoise_on_cleans_and_scores_the_samples(project):
-    """The default: the denoiser applied at full strength, every image scored, outliers in the card."""
+    """The denoiser applied at full strength (the project's params), every image scored, outliers in the card."""
     root, first = project
     for stage in ("train_scorer", "train_denoiser", "denoise"):
         assert f"Running stage '{stage}'" in first.stdout
@@ -70,8 +70,9 @@ def test_denoise_on_cleans_and_scores_the_samples(project):
 
 def test_cvae_at_full_size_with_denoise_off_and_no_upscaler(project):
     """generator.kind cvae in params is all it takes (with params.yaml's cVAE recipe: the interpolated prior);
-    denoise.strength 0 passes the samples through unchanged; generator.size 28 and upscale.factor 1 (the
-    defaults): no SR net is trained, and upscale passes the samples through."""
+    denoise.strength 0 (the default): no denoiser is trained, and denoise passes the samples through
+    unchanged; generator.size 28 and upscale.factor 1 (the defaults): no SR net is trained, and upscale
+    passes the samples through."""
     root, _ = project
     set_params(root, {"generator.kind": "cvae", "denoise.strength": 0.0, "generator.size": 28, "upscale.factor": 1})
     out = dvc(root, "repro", "assemble")
@@ -80,6 +81,8 @@ def test_cvae_at_full_size_with_denoise_off_and_no_upscaler(project):
     saved = torch.load(root / "data/models/generator/generator.pt", weights_only=True)
     train = pd.read_parquet(root / "data/prepared/manifest.parquet").query("split == 'train'")
     assert saved["posterior"]["mix"] == 0.5 and len(saved["posterior"]["labels"]) == len(train)  # interpolated
+    assert "Running stage 'train_denoiser'" in out.stdout
+    assert [p.name for p in (root / "data/models/denoiser").iterdir()] == ["no_denoiser.txt"]
     denoised = pd.read_parquet(root / "data/denoised/manifest.parquet")
     assert (denoised["denoise_strength"] == 0).all() and denoised["denoiser"].isna().all()
     for shard in denoised["shard"].unique():

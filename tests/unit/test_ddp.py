@@ -120,7 +120,7 @@ def test_two_processes_train_the_other_stages_models_as_one_does(tmp_path, monke
     if not FASHION_MNIST.is_dir():
         pytest.skip("needs the Fashion-MNIST package")
     monkeypatch.chdir(tmp_path)
-    cascade = {"upscale": {"factor": 2}, "generator": {"size": 14}}
+    cascade = {"upscale": {"factor": 2}, "generator": {"size": 14}, "denoise": {"strength": 1.0}}
     one = small_params(**cascade, **OTHER_TRAINERS)
     prepare.run(one)
     reference = {}

@@ -1,6 +1,6 @@
 """The denoiser and the denoise stage: a short training improves PSNR on held-out images, strength 0 is
-the identity (bytes unchanged) and 1 the denoiser's output, the classic filters, and the stages
-(train_denoiser's metrics, denoise's output folder, manifest columns and grid)."""
+the identity (bytes unchanged, no denoiser trained) and 1 the denoiser's output, the classic filters, and
+the stages (train_denoiser's metrics, denoise's output folder, manifest columns and grid)."""
 
 import json
 from pathlib import Path
@@ -89,7 +89,7 @@ def stages(tmp_path, monkeypatch):
         "upscale": {"factor": 1},
         "train_scorer": {**tiny, "latent_dim": 4},
         "train_denoiser": {**tiny, "variants": 2},
-        "denoise": {"batch_size": 4, "grid_columns": 3},
+        "denoise": {"strength": 1.0, "batch_size": 4, "grid_columns": 3},
     })
     prepare.run(params)
     train_scorer.run(params)
@@ -137,6 +137,19 @@ def test_denoise_at_strength_0_leaves_the_bytes_and_adds_provenance(stages):
     info = json.loads((paths.DENOISED / "info.json").read_text())
     assert info["checkpoint"] == "abc" and info["denoise_strength"] == 0
     assert (paths.DENOISED / paths.DENOISE_GRID).exists()
+
+
+def test_strength_0_trains_no_denoiser_and_1_trains_one_afresh(stages):
+    zero = stages.model_copy(update={"denoise": stages.denoise.model_copy(update={"strength": 0.0})})
+    train_denoiser.run(stages)                      # an earlier run at strength 1: its files must go
+    summary = train_denoiser.run(zero)
+    assert summary == {"strength": 0.0, "denoiser": None}
+    assert json.loads(paths.metrics_file("train_denoiser").read_text()) == summary
+    assert [p.name for p in paths.DENOISER.iterdir()] == ["no_denoiser.txt"]
+    assert denoise.run(zero)["denoiser"] is None    # the stage after it needs no model
+    trained = train_denoiser.run(stages)            # back to strength 1: trained again, the note gone
+    assert "no_denoiser.txt" not in [p.name for p in paths.DENOISER.iterdir()]
+    assert trained["val"]["denoiser"]["psnr"] > 0 and (paths.DENOISER / "denoiser.pt").exists()
 
 
 def test_denoise_applies_the_denoiser_shard_by_shard(stages):

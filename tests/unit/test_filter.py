@@ -154,7 +154,7 @@ def chain_params(**filter_params):
         "generate": {"n": 5, "batch_size": 4, "shard_size": 4},
         "train_scorer": {**TINY_FIT, "width": 8, "latent_dim": 4},
         "train_denoiser": {**TINY_FIT, "width": 8, "variants": 2},
-        "denoise": {"batch_size": 4},
+        "denoise": {"strength": 1.0, "batch_size": 4},
         "train_upscaler": {**TINY_FIT, "width": 8, "blocks": 1},
         "upscale": {"factor": 2, "batch_size": 4},
         "train_judge": {**TINY_FIT, "model": {"width": 8, "stages": 2}},
