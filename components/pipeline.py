@@ -113,7 +113,8 @@ def sharing_env(env: dict[str, str]) -> dict[str, str]:
 
 def bf16_cpu_trainers(cwd: Path) -> list[str]:
     """The trainers of the project in `cwd` that train in bf16 on this machine's CPU (none where params put
-    them on CUDA, or where the CPU has no bf16 hardware and `auto` means fp32)."""
+    them on CUDA, or where the CPU has no bf16 hardware and `auto` means fp32). The denoiser and the upscaler
+    count only where params use them (denoise.strength above 0, upscale.factor above 1): else they train nothing."""
     from components.device import resolve_device, resolve_precision
     from components.training.generators import KINDS
 
@@ -123,7 +124,8 @@ def bf16_cpu_trainers(cwd: Path) -> list[str]:
         return []
     generator = KINDS[params.generator.kind].recipe(params.train_generator)
     settings = {"train_generator": generator.precision, "train_scorer": params.train_scorer.precision,
-                "train_denoiser": params.train_denoiser.precision, "train_upscaler": params.train_upscaler.precision,
+                "train_denoiser": params.train_denoiser.precision if params.denoise.strength > 0 else "fp32",
+                "train_upscaler": params.train_upscaler.precision if params.upscale.factor > 1 else "fp32",
                 "train_judge": params.train_judge.precision, "evaluate": params.evaluate.fit.precision}
     return [name for name, setting in settings.items() if resolve_precision(device, setting) == "bf16"]
 

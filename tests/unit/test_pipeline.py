@@ -85,6 +85,11 @@ def test_the_trainers_in_bf16_on_the_cpu_come_from_params(tmp_path, monkeypatch)
     params["device"] = "cpu"
     dump_yaml(tmp_path / "params.yaml", params)
     monkeypatch.setattr(components.device, "cpu_computes_bf16", lambda: True)
+    # the defaults: no denoiser (strength 0) and no upscaler (factor 1) is trained
+    assert pipeline.bf16_cpu_trainers(tmp_path) == ["train_generator", "train_scorer", "train_judge", "evaluate"]
+    dump_yaml(tmp_path / "params.yaml", {**params, "denoise": {**params["denoise"], "strength": 1.0},
+                                         "upscale": {**params["upscale"], "factor": 2},
+                                         "generator": {**params["generator"], "size": 14}})
     assert pipeline.bf16_cpu_trainers(tmp_path) == ["train_generator", "train_scorer", "train_denoiser",
                                                    "train_upscaler", "train_judge", "evaluate"]
     monkeypatch.setattr(components.device, "cpu_computes_bf16", lambda: False)  # auto means fp32 there
