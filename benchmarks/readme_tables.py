@@ -19,8 +19,13 @@ ORDER = ["real", "real_weighted", "real_oversampled", "real_classic", "real_weig
          "real_oversampled_classic", "real_synthetic", "real_synthetic_classic", "real_weighted_synthetic",
          "real_weighted_synthetic_classic"]  # evaluate's arms, as params list them
 # The pipeline seeds' runs of the defaults at 100 labels per class: since `precision: auto` took bf16 on this CPU
-# (protocol-100-seedS-bf16.json), and before, in fp32 (protocol-100-seedS.json).
-SUFFIX = {"bf16": "-bf16", "fp32": ""}
+# (protocol-100-seedS-bf16-denoise0.json, denoise.strength 0 as by default since commit 5926c90;
+# -bf16-denoiser.json with the denoiser, the default until then), and before, in fp32 (protocol-100-seedS.json,
+# with the denoiser).
+SUFFIX = {"bf16": "-bf16-denoise0", "bf16_denoiser": "-bf16-denoiser", "fp32": ""}
+# The runs without the denoiser trained only the two arms it can change; the arms without synthetic images read no
+# sample, so they come from the same pipeline seed's run with the denoiser (checked equal where both have them).
+COMPLETED_FROM = {"bf16": "bf16_denoiser"}
 
 
 def load(name: str) -> dict:
@@ -40,7 +45,24 @@ def protocol_runs(precision: str) -> tuple[list[int], list[dict]]:
         missing = FileNotFoundError(f"no pipeline seed measured at {precision}")
         missing.filename = f"protocol-100-seed0{SUFFIX[precision]}.json"
         raise missing
-    return seeds, [load(f"protocol-100-seed{s}{SUFFIX[precision]}.json")["budgets"][0] for s in seeds]
+    runs = [load(f"protocol-100-seed{s}{SUFFIX[precision]}.json")["budgets"][0] for s in seeds]
+    if precision in COMPLETED_FROM:
+        donors = protocol_runs(COMPLETED_FROM[precision])[1]
+        runs = [complete(seed, run, donor) for seed, run, donor in zip(seeds, runs, donors)]
+    return seeds, runs
+
+
+def complete(seed: int, run: dict, donor: dict) -> dict:
+    """The run with the donor's arms that hold no synthetic image added; an arm both have must agree exactly."""
+    arms = dict(run["arms"])
+    for arm, figures in donor["arms"].items():
+        if "synthetic" in arm:
+            continue
+        if arm in arms and arms[arm] != figures:
+            raise ValueError(f"pipeline seed {seed}: arm {arm} differs between the runs merged into one table "
+                             f"({arms[arm]['mean']} and {figures['mean']}); they are not the same defaults")
+        arms.setdefault(arm, figures)
+    return {**run, "arms": arms}
 
 
 def main_table(precision: str) -> str:
@@ -67,6 +89,20 @@ def generative_table(precision: str) -> str:
         g, cas = r["generative"], r["generative"]["cas"]["balanced_accuracy"]
         lines.append(f"| {seed} | {g['fd']:.3g} ({g['fd_floor']:.2g}) | {g['precision']:.3f} | {g['recall']:.3f} | "
                      f"{cas:.4f} | {cas / r['arms']['real']['mean']:.0%} | {r['filter']['rate']:.1%} |")
+    return "\n".join(lines)
+
+
+def denoiser_table() -> str:
+    """The defaults with the denoiser (denoise.strength 1, the default until commit 5926c90) and without it,
+    per pipeline seed: the synthetic arm and what the samples measure."""
+    lines = ["| pipeline seed | denoiser | `real_synthetic_classic` val | test | lift (test) | recall | CAS | "
+             "filter kept |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for kind, label in (("bf16_denoiser", "on (strength 1)"), ("bf16", "off (strength 0)")):
+        for seed, r in zip(*protocol_runs(kind)):
+            arm, g = r["arms"]["real_synthetic_classic"], r["generative"]
+            lines.append(f"| {seed} | {label} | {arm['val']:.4f} | {arm['mean']:.4f} | "
+                         f"{arm['mean'] - r['arms']['real_classic']['mean']:+.4f} | {g['recall']:.3f} | "
+                         f"{g['cas']['balanced_accuracy']:.4f} | {r['filter']['rate']:.1%} |")
     return "\n".join(lines)
 
 
@@ -260,7 +296,7 @@ def write_curve_csv() -> None:
 
 TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_table("bf16"),
           "main_fp32": lambda: main_table("fp32"), "generative_fp32": lambda: generative_table("fp32"),
-          "options": options_table,
+          "options": options_table, "denoiser": denoiser_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "imbalance_judge": imbalance_judge_table,
           "curve": curve_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
