@@ -22,7 +22,8 @@ ORDER = ["real", "real_weighted", "real_oversampled", "real_classic", "real_weig
 # (protocol-100-seedS-bf16-denoise0.json, denoise.strength 0 as by default since commit 5926c90;
 # -bf16-denoiser.json with the denoiser, the default until then), and before, in fp32 (protocol-100-seedS.json,
 # with the denoiser).
-SUFFIX = {"bf16": "-bf16-denoise0", "bf16_denoiser": "-bf16-denoiser", "fp32": ""}
+SUFFIX = {"bf16": "-bf16-denoise0", "bf16_denoiser": "-bf16-denoiser", "fp32": "", "fp32_now": "-fp32"}
+# protocol-100-seedS-fp32.json: the current defaults in fp32 on the machine kind without bf16 (Zen 3).
 # The runs without the denoiser trained only the two arms it can change; the arms without synthetic images read no
 # sample, so they come from the same pipeline seed's run with the denoiser (checked equal where both have them).
 COMPLETED_FROM = {"bf16": "bf16_denoiser"}
@@ -87,8 +88,9 @@ def generative_table(precision: str) -> str:
              "|---:|---|---:|---:|---:|---:|---:|"]
     for seed, r in zip(seeds, runs):
         g, cas = r["generative"], r["generative"]["cas"]["balanced_accuracy"]
+        share = f"{cas / r['arms']['real']['mean']:.0%}" if "real" in r["arms"] else "(`real` not run)"
         lines.append(f"| {seed} | {g['fd']:.3g} ({g['fd_floor']:.2g}) | {g['precision']:.3f} | {g['recall']:.3f} | "
-                     f"{cas:.4f} | {cas / r['arms']['real']['mean']:.0%} | {r['filter']['rate']:.1%} |")
+                     f"{cas:.4f} | {share} | {r['filter']['rate']:.1%} |")
     return "\n".join(lines)
 
 
@@ -296,6 +298,7 @@ def write_curve_csv() -> None:
 
 TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_table("bf16"),
           "main_fp32": lambda: main_table("fp32"), "generative_fp32": lambda: generative_table("fp32"),
+          "main_fp32_now": lambda: main_table("fp32_now"), "generative_fp32_now": lambda: generative_table("fp32_now"),
           "options": options_table, "denoiser": denoiser_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "imbalance_judge": imbalance_judge_table,
           "curve": curve_table,
