@@ -21,9 +21,9 @@ ORDER = ["real", "real_weighted", "real_oversampled", "real_classic", "real_weig
 # The pipeline seeds' runs of the defaults at 100 labels per class: since `precision: auto` took bf16 on this CPU
 # (protocol-100-seedS-bf16-denoise0.json, denoise.strength 0 as by default since commit 5926c90;
 # -bf16-denoiser.json with the denoiser, the default until then), and before, in fp32 (protocol-100-seedS.json,
-# with the denoiser).
+# with the denoiser); protocol-100-seedS-fp32.json: the current defaults in fp32 on the machine kind without bf16
+# (Zen 3).
 SUFFIX = {"bf16": "-bf16-denoise0", "bf16_denoiser": "-bf16-denoiser", "fp32": "", "fp32_now": "-fp32"}
-# protocol-100-seedS-fp32.json: the current defaults in fp32 on the machine kind without bf16 (Zen 3).
 # The runs without the denoiser trained only the two arms it can change; the arms without synthetic images read no
 # sample, so they come from the same pipeline seed's run with the denoiser (checked equal where both have them).
 COMPLETED_FROM = {"bf16": "bf16_denoiser"}
@@ -47,9 +47,10 @@ def protocol_runs(precision: str) -> tuple[list[int], list[dict]]:
         missing.filename = f"protocol-100-seed0{SUFFIX[precision]}.json"
         raise missing
     runs = [load(f"protocol-100-seed{s}{SUFFIX[precision]}.json")["budgets"][0] for s in seeds]
-    if precision in COMPLETED_FROM:
-        donors = protocol_runs(COMPLETED_FROM[precision])[1]
-        runs = [complete(seed, run, donor) for seed, run, donor in zip(seeds, runs, donors)]
+    if precision in COMPLETED_FROM:  # the donor of the same pipeline seed, by name
+        donor = SUFFIX[COMPLETED_FROM[precision]]
+        runs = [complete(s, run, load(f"protocol-100-seed{s}{donor}.json")["budgets"][0])
+                for s, run in zip(seeds, runs)]
     return seeds, runs
 
 
