@@ -235,18 +235,20 @@ def curve_table() -> str:
     return "\n".join(lines)
 
 
-def curve_10_table() -> str:
-    """10 labels per class, pipeline seeds 0/1/2 (which ten images a class is the seed's), each the mean over
-    evaluate's seeds 0/1/2; the last row the mean over the pipeline seeds."""
-    runs = {0: load(CURVE[0])["budgets"][0]}
-    runs.update({s: load(f"learning_curve-10-seed{s}-fp32.json")["budgets"][0] for s in (1, 2)
-                 if (RESULTS / f"learning_curve-10-seed{s}-fp32.json").exists()})
+def curve_seeds_table(budget: int) -> str:
+    """`budget` labels per class, pipeline seeds 0/1/2 (which images a class has is the seed's), each the mean over
+    evaluate's seeds 0/1/2; the last row the mean over the pipeline seeds. Seed 0 is the curve's run."""
+    runs = {0: next(r for r in curve_rows() if r["per_class"] == budget)}
+    for seed in (1, 2):
+        name = f"learning_curve-{budget}-seed{seed}-fp32.json"
+        if (RESULTS / name).exists():
+            runs[seed] = load(name)["budgets"][0]
+            if runs[seed]["per_class"] != budget:
+                raise ValueError(f"{name}: a run of {runs[seed]['per_class']} labels per class, not {budget}")
     lines = ["| pipeline seed | `real_classic` test | `real_synthetic_classic` test | lift (test) | lift (val) | recall | "
              "CAS | filter kept |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lifts = []
     for seed, r in runs.items():
-        if r["per_class"] != 10:
-            raise ValueError(f"pipeline seed {seed}: a run of {r['per_class']} labels per class, not 10")
         real, synthetic, g = r["arms"]["real_classic"], r["arms"]["real_synthetic_classic"], r["generative"]
         lifts.append(synthetic["mean"] - real["mean"])
         lines.append(f"| {seed} | {real['mean']:.4f} ± {real['std']:.4f} | {synthetic['mean']:.4f} ± "
@@ -334,7 +336,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "main_fp32_now": lambda: main_table("fp32_now"), "generative_fp32_now": lambda: generative_table("fp32_now"),
           "options": options_table, "denoiser": denoiser_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "imbalance_judge": imbalance_judge_table,
-          "curve": curve_table, "curve_10": curve_10_table,
+          "curve": curve_table, "curve_10": lambda: curve_seeds_table(10), "curve_50": lambda: curve_seeds_table(50),
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,
