@@ -337,6 +337,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "options": options_table, "denoiser": denoiser_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "imbalance_judge": imbalance_judge_table,
           "curve": curve_table, "curve_10": lambda: curve_seeds_table(10), "curve_50": lambda: curve_seeds_table(50),
+          "curve_500": lambda: curve_seeds_table(500),
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,
