@@ -227,12 +227,27 @@ def curve_table() -> str:
              "val: synthetic | lift (val) | recall | CAS | filter kept |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in curve_rows():
-        real, synthetic, g = r["arms"]["real_classic"], r["arms"]["real_synthetic_classic"], r["generative"]
-        lines.append(f"| {r['per_class']} | {real['mean']:.4f} ± {real['std']:.4f} | "
-                     f"{synthetic['mean']:.4f} ± {synthetic['std']:.4f} | {synthetic['mean'] - real['mean']:+.4f} | "
-                     f"{real['val']:.4f} | {synthetic['val']:.4f} | {synthetic['val'] - real['val']:+.4f} | "
-                     f"{g['recall']:.3f} | {g['cas']['balanced_accuracy']:.4f} | {r['filter']['rate']:.1%} |")
+        real, synthetic = gate_arms(r)
+        lines.append(f"| {r['per_class']} | {mean_std(real)} | {mean_std(synthetic)} | "
+                     f"{synthetic['mean'] - real['mean']:+.4f} | {real['val']:.4f} | {synthetic['val']:.4f} | "
+                     f"{synthetic['val'] - real['val']:+.4f} | {sample_cells(r)}")
     return "\n".join(lines)
+
+
+def gate_arms(run: dict) -> tuple[dict, dict]:
+    """The run's two arms that decide the gate: `real_classic` and `real_synthetic_classic`."""
+    return run["arms"]["real_classic"], run["arms"]["real_synthetic_classic"]
+
+
+def mean_std(arm: dict) -> str:
+    """An arm's test mean ± std over evaluate's seeds."""
+    return f"{arm['mean']:.4f} ± {arm['std']:.4f}"
+
+
+def sample_cells(run: dict) -> str:
+    """The last cells of a curve row: the samples' recall, CAS and the filter's keep rate."""
+    g = run["generative"]
+    return f"{g['recall']:.3f} | {g['cas']['balanced_accuracy']:.4f} | {run['filter']['rate']:.1%} |"
 
 
 def curve_seeds_table(budget: int) -> str:
@@ -249,11 +264,10 @@ def curve_seeds_table(budget: int) -> str:
              "CAS | filter kept |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lifts = []
     for seed, r in runs.items():
-        real, synthetic, g = r["arms"]["real_classic"], r["arms"]["real_synthetic_classic"], r["generative"]
+        real, synthetic = gate_arms(r)
         lifts.append(synthetic["mean"] - real["mean"])
-        lines.append(f"| {seed} | {real['mean']:.4f} ± {real['std']:.4f} | {synthetic['mean']:.4f} ± "
-                     f"{synthetic['std']:.4f} | {lifts[-1]:+.4f} | {synthetic['val'] - real['val']:+.4f} | "
-                     f"{g['recall']:.3f} | {g['cas']['balanced_accuracy']:.4f} | {r['filter']['rate']:.1%} |")
+        lines.append(f"| {seed} | {mean_std(real)} | {mean_std(synthetic)} | {lifts[-1]:+.4f} | "
+                     f"{synthetic['val'] - real['val']:+.4f} | {sample_cells(r)}")
     lines.append(f"| mean | | | {np.mean(lifts):+.4f} | | | | |")
     return "\n".join(lines)
 
