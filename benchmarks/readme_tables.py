@@ -253,7 +253,10 @@ def sample_cells(run: dict) -> str:
 def curve_seeds_table(budget: int) -> str:
     """`budget` labels per class, pipeline seeds 0/1/2 (which images a class has is the seed's), each the mean over
     evaluate's seeds 0/1/2; the last row the mean over the pipeline seeds. Seed 0 is the curve's run."""
-    runs = {0: next(r for r in curve_rows() if r["per_class"] == budget)}
+    seed0 = [r for r in curve_rows() if r["per_class"] == budget]
+    if not seed0:
+        raise ValueError(f"the learning curve has no run of {budget} labels per class (pipeline seed 0)")
+    runs = {0: seed0[0]}
     for seed in (1, 2):
         name = f"learning_curve-{budget}-seed{seed}-fp32.json"
         if (RESULTS / name).exists():
