@@ -22,7 +22,6 @@ import argparse
 import json
 import shlex
 import sys
-from contextlib import chdir
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,14 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPO = Path(__file__).resolve().parents[1]
 
 from benchmarks.learning_curve import machine, parse_pairs  # noqa: E402
+from benchmarks.teacher_labels import evaluate_context  # noqa: E402
 from components import paths  # noqa: E402
-from components.config import load_params  # noqa: E402
-from components.data.manifest import DatasetInfo  # noqa: E402
 from components.data.sources import load_source  # noqa: E402
-from components.device import resolve_device  # noqa: E402
 from components.models import classifier  # noqa: E402
-from components.stages.evaluate import driver_precision  # noqa: E402
-from components.training.downstream import RECIPES, Context, Images, Run, Sets, read_sets, train_run  # noqa: E402
+from components.training.downstream import RECIPES, Images, Run, Sets, train_run  # noqa: E402
 
 ARM = "real_synthetic_classic"
 SPLITS = ("val", "test")
@@ -86,16 +82,10 @@ def first_of_each_class(images: Images, per_class: dict[int, int], keep: np.ndar
 
 def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
     """The pipeline's two arms (taken), then the synthetic arm with unseen real images in the samples' place."""
-    params = load_params(REPO / "params.yaml", {**overrides, "seed": pipeline_seed})
-    donors = data / paths.EVALUATION_RUNS
-    with chdir(data):
-        device = resolve_device(params.device)
-        params = driver_precision(params, device)
-        p = params.evaluate
-        sets = read_sets(paths.AUGMENTED)
-        ctx = Context(params, sets, len(DatasetInfo.read(paths.AUGMENTED).class_names), device)
-        prepared = pd.read_parquet(paths.PREPARED / "manifest.parquet")
-        judge, _ = classifier.load(paths.JUDGE / paths.JUDGE_FILE, device)
+    ctx = evaluate_context(data, pipeline_seed, overrides)
+    params, p, sets, device, donors = ctx.params, ctx.p, ctx.sets, ctx.device, data / paths.EVALUATION_RUNS
+    prepared = pd.read_parquet(data / paths.PREPARED / "manifest.parquet")
+    judge, _ = classifier.load(data / paths.JUDGE / paths.JUDGE_FILE, device)
     labels, counts = np.unique(sets.synthetic.labels, return_counts=True)
     per_class = dict(zip(labels.tolist(), counts.tolist()))
     pool = unseen_pool(params, prepared, pipeline_seed)

@@ -57,16 +57,21 @@ def main() -> None:
                                         "pipelines": results}, indent=2) + "\n")
 
 
-def compare(data: Path, pipeline_seed: int, work: Path) -> dict:
-    """The teachers' scores, then the synthetic arm per evaluate seed with the judge's and the ensemble's labels."""
-    params = load_params(REPO / "params.yaml", {"seed": pipeline_seed})
-    donors = data / paths.EVALUATION_RUNS
+def evaluate_context(data: Path, pipeline_seed: int, overrides: dict | None = None) -> Context:
+    """What evaluate's runs share, for the pipeline that ran in `data` with params.yaml (and `overrides`) at its
+    seed: the params with the precision resolved, the assembled dataset's images, the device."""
+    params = load_params(REPO / "params.yaml", {**(overrides or {}), "seed": pipeline_seed})
     with chdir(data):
         device = resolve_device(params.device)
-        params = driver_precision(params, device)
-        p = params.evaluate
         sets = read_sets(paths.AUGMENTED)
-        ctx = Context(params, sets, len(DatasetInfo.read(paths.AUGMENTED).class_names), device)
+        num_classes = len(DatasetInfo.read(paths.AUGMENTED).class_names)
+    return Context(driver_precision(params, device), sets, num_classes, device)
+
+
+def compare(data: Path, pipeline_seed: int, work: Path) -> dict:
+    """The teachers' scores, then the synthetic arm per evaluate seed with the judge's and the ensemble's labels."""
+    ctx = evaluate_context(data, pipeline_seed)
+    p, sets, device, donors = ctx.p, ctx.sets, ctx.device, data / paths.EVALUATION_RUNS
     teachers = [train_model(Run(RECIPES["real_classic"], seed, "real_classic", p.synthetic_share), ctx,
                             work / "teachers", donors=(donors / f"real_classic-seed{seed}",)) for seed in p.seeds]
 
