@@ -12,15 +12,11 @@ the recipe is evaluate's (the `real_synthetic_classic` arm, its share and steps)
 here; test reports. Writes the figures, the machine and the command as JSON (--out). Never asserted in tests.
 
 --data is a folder where the pipeline ran (benchmarks/learning_curve.py's per_class-N folders) with the
-pipeline seed it ran with (FOLDER:SEED), read only; new runs are trained under --work. --set overrides a param
-(dotted key, YAML value) as in learning_curve.py; the pipeline's runs are taken only where they are the same runs.
+pipeline seed it ran with (FOLDER:SEED), read only; new runs are trained under --work.
 
     python benchmarks/real_oracle.py --data /tmp/f32/s0/per_class-100:0 --work /tmp/oracle
 """
 
-import argparse
-import json
-import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -29,36 +25,19 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-REPO = Path(__file__).resolve().parents[1]
 
-from benchmarks.learning_curve import machine, parse_pairs  # noqa: E402
-from benchmarks.teacher_labels import evaluate_context  # noqa: E402
+from benchmarks.pipeline_runs import (Variant, evaluate_context, on_each_pipeline, pipelines_parser,  # noqa: E402
+                                      train_variants)
 from components import paths  # noqa: E402
 from components.data.sources import load_source  # noqa: E402
 from components.models import classifier  # noqa: E402
-from components.training.downstream import RECIPES, Images, Run, Sets, train_run  # noqa: E402
+from components.training.downstream import Images, Sets  # noqa: E402
 
 ARM = "real_synthetic_classic"
-SPLITS = ("val", "test")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", action="append", required=True, metavar="FOLDER:SEED",
-                        help="a folder where the pipeline ran and its pipeline seed (repeat for several)")
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/real_oracle-cpu-2core.json")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
-    overrides = parse_pairs(args.overrides)
-    results = []
-    for spec in args.data:
-        folder, seed = spec.rsplit(":", 1)
-        results.append(compare(Path(folder).resolve(), int(seed), args.work.resolve() / f"seed{seed}", overrides))
-        print(json.dumps(results[-1]["mean"], indent=1), flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]),
-                                        "pipelines": results}, indent=2) + "\n")
+    on_each_pipeline(pipelines_parser(__doc__.splitlines()[0], "real_oracle-cpu-2core.json").parse_args(), compare)
 
 
 def unseen_pool(params, prepared: pd.DataFrame, seed: int) -> Images:
@@ -83,7 +62,7 @@ def first_of_each_class(images: Images, per_class: dict[int, int], keep: np.ndar
 def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
     """The pipeline's two arms (taken), then the synthetic arm with unseen real images in the samples' place."""
     ctx = evaluate_context(data, pipeline_seed, overrides)
-    params, p, sets, device, donors = ctx.params, ctx.p, ctx.sets, ctx.device, data / paths.EVALUATION_RUNS
+    params, p, sets, device = ctx.params, ctx.p, ctx.sets, ctx.device
     prepared = pd.read_parquet(data / paths.PREPARED / "manifest.parquet")
     judge, _ = classifier.load(data / paths.JUDGE / paths.JUDGE_FILE, device)
     labels, counts = np.unique(sets.synthetic.labels, return_counts=True)
@@ -101,34 +80,23 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
                                               pool_probs[chosen].astype(np.float32) if soft else None))
 
     everyone = np.ones(len(pool), bool)
-    # name: (recipe, context, the pipeline's run folder to take it from (None: train it), folder under --work)
     variants = {
-        "real_classic (taken)": (RECIPES["real_classic"], ctx, "real_classic", "taken"),
-        f"{ARM} (taken)": (RECIPES[ARM], ctx, ARM, "taken"),
-        "unseen real, true labels": (RECIPES[ARM], replace(ctx, params=hard, sets=unseen(everyone, False)), None,
-                                     "unseen-true-labels"),
-        "unseen real, judge's labels": (RECIPES[ARM], replace(ctx, sets=unseen(everyone, True)), None,
-                                        "unseen-judge-labels"),
+        "real_classic (taken)": Variant("real_classic", ctx, True, "taken"),
+        f"{ARM} (taken)": Variant(ARM, ctx, True, "taken"),
+        "unseen real, true labels": Variant(ARM, replace(ctx, params=hard, sets=unseen(everyone, False)), False,
+                                            "unseen-true-labels"),
+        "unseen real, judge's labels": Variant(ARM, replace(ctx, sets=unseen(everyone, True)), False,
+                                               "unseen-judge-labels"),
         # what the filter's label check would keep of perfect samples: those the judge names right
-        "unseen real the judge names right, judge's labels": (RECIPES[ARM], replace(ctx, sets=unseen(right, True)),
-                                                              None, "unseen-judge-right"),
+        "unseen real the judge names right, judge's labels": Variant(ARM, replace(ctx, sets=unseen(right, True)),
+                                                                     False, "unseen-judge-right"),
+        # the same images with hard labels (the judge's choice, which is their true label)
+        "unseen real the judge names right, true labels": Variant(
+            ARM, replace(ctx, params=hard, sets=unseen(right, False)), False, "unseen-judge-right-true-labels"),
     }
-    runs: dict[str, dict[int, dict]] = {}
-    for name, (recipe, variant, donor, folder) in variants.items():
-        runs[name] = {}
-        for seed in p.seeds:
-            run = Run(recipe, seed, donor or ARM, p.synthetic_share)
-            taken = (donors / f"{donor}-seed{seed}",) if donor else ()
-            result = train_run(run, variant, work / folder, donors=taken)
-            runs[name][seed] = {split: round(result[split]["balanced_accuracy"], 5) for split in SPLITS}
-            print(f"pipeline seed {pipeline_seed}, {name}, evaluate seed {seed}: {runs[name][seed]}", flush=True)
-    mean = {name: {split: round(float(np.mean([r[split] for r in by_seed.values()])), 5) for split in SPLITS}
-            for name, by_seed in runs.items()}
-    base = mean["real_classic (taken)"]
-    lift = {name: {split: round(m[split] - base[split], 5) for split in SPLITS} for name, m in mean.items()}
     return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": counts.tolist(),
             "judge_right_on_unseen_pool": round(float(right.mean()), 5),
-            "runs": runs, "mean": mean, "lift": lift}
+            **train_variants(variants, data, pipeline_seed, work)}
 
 
 if __name__ == "__main__":

@@ -13,64 +13,31 @@ are trained under --work.
     python benchmarks/teacher_labels.py --data /tmp/bfp/s0/per_class-100:0 --work /tmp/teacher
 """
 
-import argparse
-import json
-import shlex
 import sys
-from contextlib import chdir
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-REPO = Path(__file__).resolve().parents[1]
 
-from benchmarks.learning_curve import machine  # noqa: E402
+from benchmarks.pipeline_runs import evaluate_context, on_each_pipeline, pipelines_parser  # noqa: E402
 from components import paths  # noqa: E402
-from components.config import load_params  # noqa: E402
-from components.data.manifest import DatasetInfo  # noqa: E402
-from components.device import resolve_device  # noqa: E402
 from components.metrics.classification import scores  # noqa: E402
 from components.models import classifier  # noqa: E402
-from components.stages.evaluate import driver_precision  # noqa: E402
-from components.training.downstream import (RECIPES, Context, Images, Run, read_sets, train_model,  # noqa: E402
-                                            train_run)
+from components.training.downstream import RECIPES, Images, Run, train_model, train_run  # noqa: E402
 
 ARM = "real_synthetic_classic"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", action="append", required=True, metavar="FOLDER:SEED",
-                        help="a folder where the pipeline ran and its pipeline seed (repeat for several)")
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/teacher_labels-cpu-2core.json")
-    args = parser.parse_args()
-    results = []
-    for spec in args.data:
-        folder, seed = spec.rsplit(":", 1)
-        results.append(compare(Path(folder).resolve(), int(seed), args.work.resolve() / f"seed{seed}"))
-        print(json.dumps(results[-1]["mean"], indent=1), flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]),
-                                        "pipelines": results}, indent=2) + "\n")
+    args = pipelines_parser(__doc__.splitlines()[0], "teacher_labels-cpu-2core.json").parse_args()
+    on_each_pipeline(args, compare)
 
 
-def evaluate_context(data: Path, pipeline_seed: int, overrides: dict | None = None) -> Context:
-    """What evaluate's runs share, for the pipeline that ran in `data` with params.yaml (and `overrides`) at its
-    seed: the params with the precision resolved, the assembled dataset's images, the device."""
-    params = load_params(REPO / "params.yaml", {**(overrides or {}), "seed": pipeline_seed})
-    with chdir(data):
-        device = resolve_device(params.device)
-        sets = read_sets(paths.AUGMENTED)
-        num_classes = len(DatasetInfo.read(paths.AUGMENTED).class_names)
-    return Context(driver_precision(params, device), sets, num_classes, device)
-
-
-def compare(data: Path, pipeline_seed: int, work: Path) -> dict:
+def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
     """The teachers' scores, then the synthetic arm per evaluate seed with the judge's and the ensemble's labels."""
-    ctx = evaluate_context(data, pipeline_seed)
+    ctx = evaluate_context(data, pipeline_seed, overrides)
     p, sets, device, donors = ctx.p, ctx.sets, ctx.device, data / paths.EVALUATION_RUNS
     teachers = [train_model(Run(RECIPES["real_classic"], seed, "real_classic", p.synthetic_share), ctx,
                             work / "teachers", donors=(donors / f"real_classic-seed{seed}",)) for seed in p.seeds]
