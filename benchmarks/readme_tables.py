@@ -341,6 +341,23 @@ def faults_table() -> str:
     return "\n".join(lines)
 
 
+def variants_table(name: str) -> str:
+    """benchmarks/pipeline_runs.py's variants (real_oracle.py, label_mix.py): per variant the val and test means over
+    evaluate's seeds on each pipeline seed measured, and the test lift over the first variant, averaged over them."""
+    pipelines = load(name)["pipelines"]
+    seeds = [r["pipeline_seed"] for r in pipelines]
+    lines = ["| variant | " + " | ".join(f"pipeline seed {s}: val | test" for s in seeds) +
+             " | lift (test, mean over pipeline seeds) |",
+             "|---|" + "---:|---:|" * len(seeds) + "---:|"]
+    for variant in dict.fromkeys(v for r in pipelines for v in r["mean"]):
+        cells = [f"{r['mean'][variant]['val']:.4f} | {r['mean'][variant]['test']:.4f}" if variant in r["mean"]
+                 else " | " for r in pipelines]
+        lifts = [r["lift"][variant]["test"] for r in pipelines if variant in r["lift"]]
+        lift = "(baseline)" if variant == next(iter(pipelines[0]["mean"])) else f"{np.mean(lifts):+.4f}"
+        lines.append(f"| {variant} | {' | '.join(cells)} | {lift} |")
+    return "\n".join(lines)
+
+
 def write_curve_csv() -> None:
     """benchmarks/results/learning_curve.csv, dvc.yaml's learning-curve plot, from the same rows."""
     (RESULTS / "learning_curve.csv").write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
@@ -354,7 +371,8 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "options": options_table, "denoiser": denoiser_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "imbalance_judge": imbalance_judge_table,
           "curve": curve_table, "curve_10": lambda: curve_seeds_table(10), "curve_50": lambda: curve_seeds_table(50),
-          "curve_500": lambda: curve_seeds_table(500),
+          "curve_500": lambda: curve_seeds_table(500), "oracle": lambda: variants_table("real_oracle-100-fp32.json"),
+          "label_mix": lambda: variants_table("label_mix-100-fp32.json"),
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,
