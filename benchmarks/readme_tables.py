@@ -373,6 +373,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "curve": curve_table, "curve_10": lambda: curve_seeds_table(10), "curve_50": lambda: curve_seeds_table(50),
           "curve_500": lambda: curve_seeds_table(500), "oracle": lambda: variants_table("real_oracle-100-fp32.json"),
           "label_mix": lambda: variants_table("label_mix-100-fp32.json"),
+          "label_mix_seeds": lambda: variants_table("label_mix-100-seeds012-fp32.json"),
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,
