@@ -213,6 +213,7 @@ CURVE = ["learning_curve-10-50-fp32.json", "protocol-100-seed0-fp32.json", "lear
 
 
 def curve_rows() -> list[dict]:
+    """The curve's runs (CURVE) that are measured, one row per budget, by budget."""
     rows = [r for name in CURVE if (RESULTS / name).exists() for r in load(name)["budgets"]]
     if not rows:
         missing = FileNotFoundError("no learning curve at the current defaults")
@@ -349,11 +350,12 @@ def variants_table(name: str) -> str:
     lines = ["| variant | " + " | ".join(f"pipeline seed {s}: val | test" for s in seeds) +
              " | lift (test, mean over pipeline seeds) |",
              "|---|" + "---:|---:|" * len(seeds) + "---:|"]
+    base = next(iter(pipelines[0]["mean"]))
     for variant in dict.fromkeys(v for r in pipelines for v in r["mean"]):
         cells = [f"{r['mean'][variant]['val']:.4f} | {r['mean'][variant]['test']:.4f}" if variant in r["mean"]
                  else " | " for r in pipelines]
         lifts = [r["lift"][variant]["test"] for r in pipelines if variant in r["lift"]]
-        lift = "(baseline)" if variant == next(iter(pipelines[0]["mean"])) else f"{np.mean(lifts):+.4f}"
+        lift = "(baseline)" if variant == base else f"{np.mean(lifts):+.4f}"
         lines.append(f"| {variant} | {' | '.join(cells)} | {lift} |")
     return "\n".join(lines)
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.pipeline_runs import (Variant, evaluate_context, on_each_pipeline, pipelines_parser,  # noqa: E402
                                       train_variants)
 from components import paths  # noqa: E402
+from components.config import Params  # noqa: E402
 from components.data.sources import load_source  # noqa: E402
 from components.models import classifier  # noqa: E402
 from components.training.downstream import Images, Sets  # noqa: E402
@@ -40,7 +41,7 @@ def main() -> None:
     on_each_pipeline(pipelines_parser(__doc__.splitlines()[0], "real_oracle-cpu-2core.json").parse_args(), compare)
 
 
-def unseen_pool(params, prepared: pd.DataFrame, seed: int) -> Images:
+def unseen_pool(params: Params, prepared: pd.DataFrame, seed: int) -> Images:
     """The source's train-pool images that prepare did not take, shuffled (seeded), labels as given."""
     source = load_source(params.prepare)
     taken = set(prepared["origin"])
