@@ -21,14 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.pipeline_runs import (Variant, evaluate_context, on_each_pipeline, pipelines_parser,  # noqa: E402
-                                      train_variants)
-from benchmarks.real_oracle import ARM, first_of_each_class, unseen_pool  # noqa: E402
+from benchmarks.pipeline_runs import Variant, on_each_pipeline, pipelines_parser, train_variants  # noqa: E402
+from benchmarks.real_oracle import ARM, first_of_each_class, oracle_inputs  # noqa: E402
 from components import paths  # noqa: E402
 from components.config import Params  # noqa: E402
 from components.device import autocast  # noqa: E402
@@ -80,13 +78,8 @@ def grey_levels(drawn: np.ndarray, images: np.ndarray) -> float:
 
 def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
     """The pipeline's two arms (taken), the unseen real images (real_oracle's run), and their reconstructions."""
-    ctx = evaluate_context(data, pipeline_seed, overrides)
+    ctx, judge, per_class, pool = oracle_inputs(data, pipeline_seed, overrides)
     params, p, sets, device = ctx.params, ctx.p, ctx.sets, ctx.device
-    prepared = pd.read_parquet(data / paths.PREPARED / "manifest.parquet")
-    judge, _ = classifier.load(data / paths.JUDGE / paths.JUDGE_FILE, device)
-    labels, counts = np.unique(sets.synthetic.labels, return_counts=True)
-    per_class = dict(zip(labels.tolist(), counts.tolist()))
-    pool = unseen_pool(params, prepared, pipeline_seed)
     model = trained_cvae(data, params, ctx.num_classes, pool.images.shape[-1], device)
     drawn = Images(reconstruct(model, pool, device), pool.labels)
     right = classifier.predict_proba(judge, drawn.images, p.fit.batch_size, device).argmax(1) == drawn.labels
@@ -116,7 +109,7 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         "unseen real through the cVAE the judge names right, true labels": Variant(
             ARM, given(drawn, right), False, "through-cvae-judge-right"),
     }
-    return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": counts.tolist(),
+    return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": list(per_class.values()),
             "reconstruction_grey_levels": {"unseen": round(distance, 3), "train": round(trained_on, 3)},
             "judge_right_on_reconstructions":
             round(float(right.mean()), 5), **train_variants(variants, data, pipeline_seed, work)}

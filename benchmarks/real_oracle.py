@@ -20,6 +20,7 @@ pipeline seed it ran with (FOLDER:SEED), read only; new runs are trained under -
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ from components import paths  # noqa: E402
 from components.config import Params  # noqa: E402
 from components.data.sources import load_source  # noqa: E402
 from components.models import classifier  # noqa: E402
-from components.training.downstream import Images, Sets  # noqa: E402
+from components.training.downstream import Context, Images, Sets  # noqa: E402
 
 ARM = "real_synthetic_classic"
 
@@ -60,15 +61,27 @@ def first_of_each_class(images: Images, per_class: dict[int, int], keep: np.ndar
     return np.concatenate(chosen)
 
 
+class OracleInputs(NamedTuple):
+    ctx: Context                 # evaluate's, on the pipeline's data
+    judge: classifier.Classifier
+    per_class: dict[int, int]    # the synthetic set's images per class: how many unseen images a variant takes
+    pool: Images                 # the unseen real images (unseen_pool)
+
+
+def oracle_inputs(data: Path, pipeline_seed: int, overrides: dict) -> OracleInputs:
+    """What a variant with unseen real images in the samples' place starts from, for the pipeline in `data`."""
+    ctx = evaluate_context(data, pipeline_seed, overrides)
+    prepared = pd.read_parquet(data / paths.PREPARED / "manifest.parquet")
+    judge, _ = classifier.load(data / paths.JUDGE / paths.JUDGE_FILE, ctx.device)
+    labels, counts = np.unique(ctx.sets.synthetic.labels, return_counts=True)
+    return OracleInputs(ctx, judge, dict(zip(labels.tolist(), counts.tolist())),
+                        unseen_pool(ctx.params, prepared, pipeline_seed))
+
+
 def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
     """The pipeline's two arms (taken), then the synthetic arm with unseen real images in the samples' place."""
-    ctx = evaluate_context(data, pipeline_seed, overrides)
+    ctx, judge, per_class, pool = oracle_inputs(data, pipeline_seed, overrides)
     params, p, sets, device = ctx.params, ctx.p, ctx.sets, ctx.device
-    prepared = pd.read_parquet(data / paths.PREPARED / "manifest.parquet")
-    judge, _ = classifier.load(data / paths.JUDGE / paths.JUDGE_FILE, device)
-    labels, counts = np.unique(sets.synthetic.labels, return_counts=True)
-    per_class = dict(zip(labels.tolist(), counts.tolist()))
-    pool = unseen_pool(params, prepared, pipeline_seed)
     pool_probs = classifier.predict_proba(judge, pool.images, p.fit.batch_size, device)
     right = pool_probs.argmax(1) == pool.labels
     print(f"pipeline seed {pipeline_seed}: {len(pool)} unseen real images; the judge names {right.mean():.1%} of "
@@ -95,7 +108,7 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         "unseen real the judge names right, true labels": Variant(
             ARM, replace(ctx, params=hard, sets=unseen(right, False)), False, "unseen-judge-right-true-labels"),
     }
-    return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": counts.tolist(),
+    return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": list(per_class.values()),
             "judge_right_on_unseen_pool": round(float(right.mean()), 5),
             **train_variants(variants, data, pipeline_seed, work)}
 
