@@ -343,8 +343,9 @@ def faults_table() -> str:
 
 
 def variants_table(name: str) -> str:
-    """benchmarks/pipeline_runs.py's variants (real_oracle.py, label_mix.py): per variant the val and test means over
-    evaluate's seeds on each pipeline seed measured, and the test lift over the first variant, averaged over them."""
+    """benchmarks/pipeline_runs.py's variants (real_oracle.py, label_mix.py, generator_oracle.py, pixel_blends.py):
+    per variant the val and test means over evaluate's seeds on each pipeline seed measured, and the test lift over
+    the first variant, averaged over them."""
     pipelines = load(name)["pipelines"]
     seeds = [r["pipeline_seed"] for r in pipelines]
     lines = ["| variant | " + " | ".join(f"pipeline seed {s}: val | test" for s in seeds) +
@@ -376,6 +377,8 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "curve_500": lambda: curve_seeds_table(500), "oracle": lambda: variants_table("real_oracle-100-fp32.json"),
           "label_mix": lambda: variants_table("label_mix-100-fp32.json"),
           "label_mix_seeds": lambda: variants_table("label_mix-100-seeds012-fp32.json"),
+          "generator_oracle": lambda: variants_table("generator_oracle-100-fp32.json"),
+          "pixel_blends": lambda: variants_table("pixel_blends-100-fp32.json"),
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,
