@@ -3,13 +3,14 @@
 The cVAE's samples are interpolations in its latent space: its interpolated prior moves a train image's latent up
 to half way towards another train image's of the same class. The plainest stand-in needs no generator: blend the
 pixels of two train images of a class, (1 - s) x the first + s x the second with s uniform in [0, 0.5). The blends
-go through the filter's label check and duplicate check (as the stage does, with the pipeline's judge and
-filter params; not the realism check, which needs the outlier scorer's scores of every image), topped up to as many
-a class as the pipeline's synthetic set holds, and are trained on the judge's soft labels at evaluate's
-temperature, as the samples are: the `real_synthetic_classic` arm, evaluate's recipe, seeds and share. Beside
-them the pipeline's own two arms. If the blends add what the samples add, the generator's part of the lift is
-what any interpolation between a class's images gives. Val chooses nothing here; test reports. Writes the figures,
-the machine and the command as JSON (--out). Never asserted in tests.
+go through the filter's label check and duplicate check (as the stage does, with the pipeline's judge and filter
+params; not the realism check, which needs the outlier scorer's scores of every image), topped up to as many a
+class as the pipeline's synthetic set holds, and are trained on the judge's soft labels at evaluate's temperature,
+as the samples are (and, a second variant, on their class's label, `synthetic_labels: hard`): the
+`real_synthetic_classic` arm, evaluate's recipe, seeds and share. Beside them the pipeline's own two arms. If the
+blends add what the samples add, the generator's part of the lift is what any interpolation between a class's
+images gives. Val chooses nothing here; test reports. Writes the figures, the machine and the command as JSON
+(--out). Never asserted in tests.
 
     python benchmarks/pixel_blends.py --data /tmp/f32/s0/per_class-100:0 --work /tmp/blends
 """
@@ -92,11 +93,14 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
                                    duplicate, params.filter.batch_size, pipeline_seed, device)
     print(f"pipeline seed {pipeline_seed}: {len(blended)} blends kept of {made['made']} made "
           f"(rejected: {made['rejected']})", flush=True)
+    blends_ctx = replace(ctx, sets=replace(sets, synthetic=blended))
+    hard = params.model_copy(update={"evaluate": ctx.p.model_copy(update={"synthetic_labels": "hard"})})
     variants = {
         "real_classic (taken)": Variant("real_classic", ctx, True, "taken"),
         f"{ARM} (taken)": Variant(ARM, ctx, True, "taken"),
-        "pixel blends within a class, judge's labels": Variant(ARM, replace(ctx, sets=replace(sets, synthetic=blended)),
-                                                               False, "pixel-blends"),
+        "pixel blends within a class, judge's labels": Variant(ARM, blends_ctx, False, "pixel-blends"),
+        "pixel blends within a class, their class's label": Variant(ARM, replace(blends_ctx, params=hard), False,
+                                                                    "pixel-blends-class-label"),
     }
     return {"data": str(data), "pipeline_seed": pipeline_seed, "blends": made, "duplicate_threshold": duplicate,
             **train_variants(variants, data, pipeline_seed, work)}
