@@ -19,10 +19,11 @@ from components.config.training import FitParams
 # The arms evaluate compares. weighted: class-weighted cross-entropy; oversampled: every class drawn as often
 # (rare images repeated); *_classic: the classic augmentation on every batch; synthetic: each batch gets
 # evaluate.synthetic_share of synthetic images on top of its real ones (weighted_synthetic: class weights over
-# the real and synthetic images together).
+# the real and synthetic images together); blend: the same share of pixel blends of two real train images of a
+# class instead of the samples (no generator: a baseline the samples must beat, not a synthetic arm).
 Arm = Literal["real", "real_weighted", "real_oversampled", "real_classic", "real_weighted_classic",
               "real_oversampled_classic", "real_synthetic", "real_synthetic_classic", "real_weighted_synthetic",
-              "real_weighted_synthetic_classic"]
+              "real_weighted_synthetic_classic", "real_blend_classic"]
 ARMS: tuple[str, ...] = Arm.__args__
 SYNTHETIC_ARMS = frozenset({"real_synthetic", "real_synthetic_classic", "real_weighted_synthetic",
                             "real_weighted_synthetic_classic"})

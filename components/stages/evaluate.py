@@ -30,6 +30,7 @@ import logging
 import time
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from components import fanout, paths
@@ -38,14 +39,16 @@ from components.config.quality import SYNTHETIC_ARMS, EvaluateParams
 from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import DatasetInfo
 from components.data.sampling import synthetic_per_batch
+from components.generation.blends import checked_blends
 from components.device import describe, resolve_device, resolve_precision
 from components.metrics.report import METRICS, rounded, write_report
 from components.metrics.summary import feature_distances, lift, mean_of, mean_std, summarize_arms, val_summary
 from components.models import classifier
 from components.training.classify import balancing_weights, load_judge, mixture_weights
-from components.training.downstream import CAS, NAMES, RECIPES, Context, Run, Sets, read_sets, train_run
+from components.training.downstream import CAS, NAMES, RECIPES, Context, Images, Run, Sets, read_sets, train_run
 
 log = logging.getLogger("genaug")
+BLEND_ARM = "real_blend_classic"
 
 def run(params: Params) -> dict:
     started = time.perf_counter()
@@ -54,8 +57,13 @@ def run(params: Params) -> dict:
     p = params.evaluate
     info = DatasetInfo.read(paths.AUGMENTED)
     sets = read_sets(paths.AUGMENTED)
-    ctx = Context(params, sets, len(info.class_names), device)
     arms, notes = runnable_arms(p, len(sets.synthetic))
+    blends = None
+    if BLEND_ARM in arms:
+        sets, blends = with_blends(params, info, sets, device, notes)
+        if not len(sets.blends):
+            arms.remove(BLEND_ARM)
+    ctx = Context(params, sets, len(info.class_names), device)
     print(f"evaluate: {len(arms)} arm(s) x {len(p.seeds)} seed(s) on {len(sets.real)} real + {len(sets.synthetic)} "
           f"synthetic train images; testing on {len(sets.test)} real test images (val: {len(sets.val)}); "
           f"{describe(ctx.device, p.fit.precision)}, runs as "
@@ -66,6 +74,8 @@ def run(params: Params) -> dict:
     runs, done = train_arms(ctx, arms, notes, [cas_run] if cas_run else [])
     report = {"recipe": recipe_summary(params), "arms": summarize_arms(runs, info.class_names),
               "lift": lift(runs, "test"), "lift_val": lift(runs, "val"), "notes": notes}
+    if blends is not None:
+        report["blends"] = blends
     if p.shares and not len(sets.synthetic):
         note(notes, "shares: the sweep is skipped, the dataset has no synthetic samples")
     elif p.shares:
@@ -90,7 +100,30 @@ def runnable_arms(p: EvaluateParams, synthetic: int) -> tuple[list[str], list[st
     for arm in p.arms:
         if arm in SYNTHETIC_ARMS:
             note(notes, f"{arm}: skipped, the dataset has no synthetic samples")
-    return [arm for arm in p.arms if arm not in SYNTHETIC_ARMS], notes
+        elif arm == BLEND_ARM:
+            note(notes, f"{arm}: skipped, the dataset has no synthetic samples to set the blends beside")
+    return [arm for arm in p.arms if arm not in SYNTHETIC_ARMS and arm != BLEND_ARM], notes
+
+
+def with_blends(params: Params, info: DatasetInfo, sets: Sets, device: torch.device,
+                notes: list[str]) -> tuple[Sets, dict]:
+    """The sets with the blend arm's blends of the real train images (components/generation/blends.py), as many
+    a class as the synthetic samples, and what was made, rejected and kept."""
+    classes, counts = np.unique(sets.synthetic.labels, return_counts=True)
+    judge = load_judge(info, device, str(paths.AUGMENTED))
+    images, labels, probs, made = checked_blends(sets.real.images, sets.real.labels,
+                                                 dict(zip(classes.tolist(), counts.tolist())), judge, params.filter,
+                                                 params.seed, device)
+    note(notes, f"{BLEND_ARM}: {len(labels)} blends of the real train images kept of {made['made']} made (rejected: "
+                f"{made['rejected']['label']} by the label check, {made['rejected']['duplicate']} as duplicates)")
+    short = [f"{info.class_names[k]} {made['kept'][k]} of {n}" for k, n in zip(classes.tolist(), counts.tolist())
+             if made["kept"][k] < n]
+    if short:
+        note(notes, f"{BLEND_ARM}: fewer blends than samples passed the checks: {', '.join(short)}"
+                    + ("; the arm is skipped" if not len(labels) else ""))
+    blends = Images(images, labels, probs)
+    return replace(sets, blends=blends), {"made": made["made"], "rejected": made["rejected"],
+                                          "kept": {info.class_names[k]: n for k, n in made["kept"].items()}}
 
 
 def note(notes: list[str], text: str) -> None:

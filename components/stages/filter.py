@@ -34,6 +34,7 @@ from components.data.shards import ShardWriter, gather_images, iter_images, map_
 from components.device import describe, resolve_device
 from components.errors import DataError
 from components.generation import filtering
+from components.generation.judging import judge_images
 from components.plots import blank_grid, save_grid
 from components.models import classifier
 from components.stages.top_up import Chain
@@ -128,13 +129,6 @@ def judged(rows: pd.DataFrame, root: Path, judge: classifier.Classifier, real_fe
         distance[part.index] = nearest
     return rows.assign(judge_label=label.astype("int64"), judge_confidence=confidence.astype("float64"),
                        judge_probs=soft, nn_distance=distance.astype("float64"))
-
-
-def judge_images(images: np.ndarray, judge: classifier.Classifier, real_features: np.ndarray, batch_size: int,
-                 device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """The judge's class probabilities of the images and each one's distance to the nearest real image."""
-    features = classifier.embed(judge, images, batch_size, device)
-    return classifier.proba_from_features(judge, features, device), filtering.nearest_distance(features, real_features)
 
 
 def top_up(scored: pd.DataFrame, quota: dict[int, int], params: Params, info: DatasetInfo, out: Path,

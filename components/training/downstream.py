@@ -28,12 +28,14 @@ SOFT_LABELS = "judge_probs"  # the manifest column of the judge's class probabil
 @dataclass(frozen=True)
 class Recipe:
     """What a downstream run trains on, and how: the real train images (`synthetic`: plus a synthetic part in
-    every batch), or (`synthetic_only`: CAS) the synthetic images alone with their conditioning labels."""
+    every batch: the samples, or with `blends` pixel blends of the real train images, a baseline), or
+    (`synthetic_only`: CAS) the synthetic images alone with their conditioning labels."""
 
     synthetic: bool
     balance: Balance
     classic: bool
     synthetic_only: bool = False
+    blends: bool = False
 
 
 RECIPES = {
@@ -47,6 +49,8 @@ RECIPES = {
     "real_synthetic_classic": Recipe(synthetic=True, balance="none", classic=True),
     "real_weighted_synthetic": Recipe(synthetic=True, balance="weighted", classic=False),
     "real_weighted_synthetic_classic": Recipe(synthetic=True, balance="weighted", classic=True),
+    # a baseline, not a synthetic arm: the synthetic part's recipe on blends of the real images (no generator)
+    "real_blend_classic": Recipe(synthetic=True, balance="none", classic=True, blends=True),
 }
 NAMES = {recipe: arm for arm, recipe in RECIPES.items()}
 # Classification accuracy score: the recipe with the classic augmentation on the synthetic images alone
@@ -79,6 +83,7 @@ class Sets:
     synthetic: Images  # synthetic train images (may be empty)
     val: Images        # real val images (may be empty)
     test: Images       # real test images
+    blends: Images | None = None  # pixel blends of the real train images (components/generation/blends.py)
 
 
 @dataclass(frozen=True)
@@ -141,13 +146,16 @@ def train_model(run: Run, ctx: Context, folder: Path, donors: tuple[Path, ...] =
         images.images, images.labels, ctx.num_classes, p.classifier, p.fit, run.seed, ctx.device,
         folder / f"{run.name}-seed{run.seed}", f"evaluate {run.name} seed {run.seed}", balance=run.recipe.balance,
         augment=ctx.params.classic if run.recipe.classic else None,
-        synthetic=synthetic_part(ctx, run.share) if run.recipe.synthetic else None,
+        synthetic=synthetic_part(ctx, run.share, run.recipe.blends) if run.recipe.synthetic else None,
         label_smoothing=p.fit.label_smoothing, donors=donors)
     return model
 
 
-def synthetic_part(ctx: Context, share: float) -> SyntheticPart:
-    p, synthetic = ctx.p, ctx.sets.synthetic
+def synthetic_part(ctx: Context, share: float, blends: bool = False) -> SyntheticPart:
+    """What joins each batch of a synthetic recipe: the samples, or (`blends`) the blends, in the same way."""
+    p, synthetic = ctx.p, ctx.sets.blends if blends else ctx.sets.synthetic
+    if synthetic is None:
+        raise ValueError("a blend run needs the blends in its context (evaluate makes them)")
     return SyntheticPart(images=synthetic.images, targets=synthetic_targets(p, synthetic),
                          per_batch=synthetic_per_batch(p.fit.batch_size, share), weight=p.synthetic_weight,
                          steps=round(p.fit.steps * (1 - p.real_only_final)), labels=synthetic.labels,

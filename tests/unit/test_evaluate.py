@@ -12,6 +12,7 @@ import pytest
 from components import paths
 from components.config.data import GateParams
 from components.errors import DataError, ParamsError, VersionError
+from components.generation.blends import blend_pairs
 from components.metrics.classification import scores
 from components.stages import evaluate, prepare, train_judge
 from components.stages.version import check_gate
@@ -158,15 +159,53 @@ def test_a_weighted_judge_is_the_plain_one_on_balanced_classes_and_the_weighted_
     assert "123.5" not in (paths.EVALUATION_RUNS / "real_classic-seed0" / "metrics.csv").read_text()
 
 
+def test_blends_mix_two_different_images_of_their_own_class():
+    # class 1 has two images, 100 and 200 grey; class 0's (0 grey) must never enter its blends
+    images = np.array([0, 100, 0, 200], np.uint8).reshape(4, 1, 1, 1).repeat(3, axis=1).repeat(3, axis=2)
+    made = blend_pairs(images, np.array([1, 3]), 400, np.random.default_rng(0))
+    assert made.shape == (400, 3, 3, 1) and made.dtype == np.uint8
+    assert (made == made[:, :1, :1]).all()  # each blend mixes whole images
+    values = made[:, 0, 0, 0].astype(int)
+    # (1 - s) x one + s x the other, s in [0, 0.5): nearer the first, never past the middle, never a self-blend
+    assert values.min() >= 100 and values.max() <= 200
+    assert (values <= 150).sum() > 100 and (values >= 150).sum() > 100 and len(set(values)) > 40
+    assert (blend_pairs(images, np.array([1, 3]), 400, np.random.default_rng(0)) == made).all()
+
+
+def test_the_blend_arm_is_a_baseline_the_samples_must_beat(prepared):
+    params = small_params(evaluate={"arms": ["real_classic", "real_blend_classic", "real_synthetic_classic"],
+                                    "seeds": [0], **FAST})
+    augmented_with("heldout", 30, params)
+    report = evaluate.run(params)
+
+    # as many blends a class as samples, through the filter's checks, made once and named in the notes
+    assert report["blends"]["kept"] == {"T-shirt/top": 30, "Pullover": 30, "Coat": 30}
+    assert report["blends"]["made"] >= 90
+    assert any(n.startswith("real_blend_classic: 90 blends of the real train images kept") for n in report["notes"])
+    # a baseline: the lift (and so the gate) is against the stronger of real_classic and the blends
+    means = {arm: report["arms"][arm]["balanced_accuracy"]["mean"] for arm in report["arms"]}
+    best = max(("real_classic", "real_blend_classic"), key=means.get)
+    assert report["lift"]["baseline"]["balanced_accuracy"] == {"arm": best, "mean": means[best]}
+    assert set(report["lift"]) == {"baseline", "real_synthetic_classic"}
+    assert pd.read_csv(paths.EVALUATE_PLOTS / "arms.csv")["synthetic"].tolist() == [0, 0, 1]
+    # its own run, with the blends in every batch: not real_classic's run
+    runs = paths.EVALUATION_RUNS
+    assert (runs / "real_blend_classic-seed0").is_dir()
+    assert (runs / "real_blend_classic-seed0" / "metrics.csv").read_text() != \
+        (runs / "real_classic-seed0" / "metrics.csv").read_text()
+
+
 def test_without_synthetic_samples_the_synthetic_arms_are_skipped(prepared):
-    params = small_params(evaluate={"arms": ["real", "real_synthetic_classic"], "seeds": [0], "shares": [0.5],
-                                    **FAST})
+    params = small_params(evaluate={"arms": ["real", "real_synthetic_classic", "real_blend_classic"], "seeds": [0],
+                                    "shares": [0.5], **FAST})
     from components.stages import assemble
 
     assemble.run(params, synthetic=None)
     report = evaluate.run(params)
     assert list(report["arms"]) == ["real"] and report["lift"] == {} and "generative" not in report
     assert "real_synthetic_classic: skipped, the dataset has no synthetic samples" in report["notes"]
+    assert "real_blend_classic: skipped, the dataset has no synthetic samples to set the blends beside" in \
+        report["notes"]
     assert "shares" not in report and not (paths.EVALUATE_PLOTS / "shares.csv").exists()
     assert "shares: the sweep is skipped, the dataset has no synthetic samples" in report["notes"]
 
