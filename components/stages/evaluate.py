@@ -14,6 +14,8 @@ real batches (components/data/sampling.py): an arm changes only what it adds to 
   real arm: equal real exposure. real_weighted_synthetic(_classic): the same with class weights over the
   whole batch, real and synthetic (classify.mixture_weights), for rare classes; or, with
   synthetic_weighting: real, class weights on the real part alone (the synthetic part added unweighted).
+- real_blend_classic: real_synthetic_classic's recipe with pixel blends of the real train images in the samples'
+  place (components/generation/blends.py), as many a class: a baseline, so the lift is over it too.
 With evaluate.shares set, also a share sweep: the synthetic arm at each share (0: its real-only twin).
 
 Writes metrics/evaluate.json (the recipe; per arm: accuracy and balanced accuracy on test and val, mean and
@@ -39,8 +41,8 @@ from components.config.quality import SYNTHETIC_ARMS, EvaluateParams
 from components.data.atomic import atomic_dir, write_json
 from components.data.manifest import DatasetInfo
 from components.data.sampling import synthetic_per_batch
-from components.generation.blends import checked_blends
 from components.device import describe, resolve_device, resolve_precision
+from components.generation.blends import checked_blends
 from components.metrics.report import METRICS, rounded, write_report
 from components.metrics.summary import feature_distances, lift, mean_of, mean_std, summarize_arms, val_summary
 from components.models import classifier
@@ -49,6 +51,7 @@ from components.training.downstream import CAS, NAMES, RECIPES, Context, Images,
 
 log = logging.getLogger("genaug")
 BLEND_ARM = "real_blend_classic"
+
 
 def run(params: Params) -> dict:
     started = time.perf_counter()
