@@ -17,6 +17,7 @@ JSON (--out). Never asserted in tests.
 
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,23 @@ from components.generation.blends import checked_blends  # noqa: E402
 from components.models import classifier  # noqa: E402
 from components.training.downstream import Images  # noqa: E402
 
+LABELS = {"judge": "pixel blends within a class, judge's labels",
+          "hard": "pixel blends within a class, their class's label"}
+FOLDERS = {"judge": "pixel-blends", "hard": "pixel-blends-class-label"}
+
 
 def main() -> None:
-    on_each_pipeline(pipelines_parser(__doc__.splitlines()[0], "pixel_blends-cpu-2core.json").parse_args(), compare)
+    parser = pipelines_parser(__doc__.splitlines()[0], "pixel_blends-cpu-2core.json")
+    parser.add_argument("--labels", nargs="+", choices=LABELS, default=list(LABELS),
+                        help="the blends' targets to train on: the judge's soft labels, their class's label, or both")
+    args = parser.parse_args()
+    on_each_pipeline(args, partial(compare, targets=args.labels))
 
 
-def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
-    """The pipeline's two arms (taken), then the synthetic arm with checked pixel blends in the samples' place."""
+def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict,
+            targets: tuple[str, ...] = tuple(LABELS)) -> dict:
+    """The pipeline's two arms (taken), then the synthetic arm with checked pixel blends in the samples' place,
+    trained on each of `targets` (LABELS' keys)."""
     ctx = evaluate_context(data, pipeline_seed, overrides)
     params, sets, device = ctx.params, ctx.sets, ctx.device
     judge, _ = classifier.load(data / paths.JUDGE / paths.JUDGE_FILE, device)
@@ -49,12 +60,11 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
           f"(rejected: {made['rejected']})", flush=True)
     blends_ctx = replace(ctx, sets=replace(sets, synthetic=blended))
     hard = params.model_copy(update={"evaluate": ctx.p.model_copy(update={"synthetic_labels": "hard"})})
+    contexts = {"judge": blends_ctx, "hard": replace(blends_ctx, params=hard)}
     variants = {
         "real_classic (taken)": Variant("real_classic", ctx, True, "taken"),
         f"{ARM} (taken)": Variant(ARM, ctx, True, "taken"),
-        "pixel blends within a class, judge's labels": Variant(ARM, blends_ctx, False, "pixel-blends"),
-        "pixel blends within a class, their class's label": Variant(ARM, replace(blends_ctx, params=hard), False,
-                                                                    "pixel-blends-class-label"),
+        **{LABELS[kind]: Variant(ARM, contexts[kind], False, FOLDERS[kind]) for kind in LABELS if kind in targets},
     }
     return {"data": str(data), "pipeline_seed": pipeline_seed, "blends": made,
             **train_variants(variants, data, pipeline_seed, work)}
