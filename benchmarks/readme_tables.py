@@ -379,6 +379,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "label_mix_seeds": lambda: variants_table("label_mix-100-seeds012-fp32.json"),
           "generator_oracle": lambda: variants_table("generator_oracle-100-fp32.json"),
           "pixel_blends": lambda: variants_table("pixel_blends-100-fp32.json"),
+          "pixel_blends_10": lambda: variants_table("pixel_blends-10-fp32.json"),
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,
