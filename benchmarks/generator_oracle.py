@@ -111,8 +111,8 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
     }
     return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": list(per_class.values()),
             "reconstruction_grey_levels": {"unseen": round(distance, 3), "train": round(trained_on, 3)},
-            "judge_right_on_reconstructions":
-            round(float(right.mean()), 5), **train_variants(variants, data, pipeline_seed, work)}
+            "judge_right_on_reconstructions": round(float(right.mean()), 5),
+            **train_variants(variants, data, pipeline_seed, work)}
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 The cVAE's samples are interpolations in its latent space: its interpolated prior moves a train image's latent up
 to half way towards another train image's of the same class. The plainest stand-in needs no generator: blend the
-pixels of two train images of a class, (1 - s) x the first + s x the second with s uniform in [0, 0.5)
-(components/generation/blends.py, as evaluate's `real_blend_classic` arm makes them). The blends go through the
-filter's label check and duplicate check (with the pipeline's judge and filter params; not the realism check),
+pixels of two train images of a class, (1 - s) x the first + s x the second with s uniform in [0, 0.5) (evaluate's
+`with_blends`, as its `real_blend_classic` arm makes them: components/generation/blends.py). The blends go through
+the filter's label check and duplicate check (with the pipeline's judge and filter params; not the realism check),
 topped up to as many a class as the pipeline's synthetic set holds, and are trained on the judge's soft labels at
 evaluate's temperature, as the samples are (and, a second variant, on their class's label, `synthetic_labels:
 hard`): the `real_synthetic_classic` arm, evaluate's recipe, seeds and share. Beside them the pipeline's own two
@@ -16,11 +16,10 @@ JSON (--out). Never asserted in tests.
 """
 
 import sys
+from contextlib import chdir
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -28,9 +27,8 @@ from benchmarks.pipeline_runs import (Variant, evaluate_context, on_each_pipelin
                                       train_variants)
 from benchmarks.real_oracle import ARM  # noqa: E402
 from components import paths  # noqa: E402
-from components.generation.blends import checked_blends  # noqa: E402
-from components.models import classifier  # noqa: E402
-from components.training.downstream import Images  # noqa: E402
+from components.data.manifest import DatasetInfo  # noqa: E402
+from components.stages.evaluate import with_blends  # noqa: E402
 
 LABELS = {"judge": "pixel blends within a class, judge's labels",
           "hard": "pixel blends within a class, their class's label"}
@@ -50,15 +48,10 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict,
     """The pipeline's two arms (taken), then the synthetic arm with checked pixel blends in the samples' place,
     trained on each of `targets` (LABELS' keys)."""
     ctx = evaluate_context(data, pipeline_seed, overrides)
-    params, sets, device = ctx.params, ctx.sets, ctx.device
-    judge, _ = classifier.load(data / paths.JUDGE / paths.JUDGE_FILE, device)
-    labels, counts = np.unique(sets.synthetic.labels, return_counts=True)
-    *blended, made = checked_blends(sets.real.images, sets.real.labels, dict(zip(labels.tolist(), counts.tolist())),
-                                    judge, params.filter, pipeline_seed, device)
-    blended = Images(*blended)
-    print(f"pipeline seed {pipeline_seed}: {len(blended)} blends kept of {made['made']} made "
-          f"(rejected: {made['rejected']})", flush=True)
-    blends_ctx = replace(ctx, sets=replace(sets, synthetic=blended))
+    params = ctx.params
+    with chdir(data):  # evaluate's own blends: the judge and the manifest where evaluate reads them
+        sets, made = with_blends(params, DatasetInfo.read(paths.AUGMENTED), ctx.sets, ctx.device, notes=[])
+    blends_ctx = replace(ctx, sets=replace(sets, synthetic=sets.blends))
     hard = params.model_copy(update={"evaluate": ctx.p.model_copy(update={"synthetic_labels": "hard"})})
     contexts = {"judge": blends_ctx, "hard": replace(blends_ctx, params=hard)}
     variants = {

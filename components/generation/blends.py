@@ -1,19 +1,23 @@
 """Pixel blends of a class's real train images: the plainest stand-in for a generator's samples, for evaluate's
 `real_blend_classic` arm, which asks whether the generator beats an interpolation that needs no generator.
 
-A blend is (1 - s) x one train image of a class + s x another of the same class, s uniform in [0, MAX_SHARE):
-as far as the cVAE's interpolated prior moves a latent towards a second train image. Blends go through the
-filter's label and duplicate checks with the filter's params (the judge names their class; no nearer a real
-train image than the duplicate threshold; not the realism check, which needs the outlier scorer), as many a
-class as asked, made in rounds until a class has its count or MAX_ROUNDS have passed (then it keeps fewer). Every
-draw is seeded by the seed and the class: the same params give the same blends.
+A blend is (1 - s) x one train image of a class + s x another of the same class, s uniform in [0, MAX_SHARE): as
+far as the cVAE's interpolated prior moves a latent towards a second train image. Blends go through the filter's
+label and duplicate checks with the filter's params (filtering.check: the judge names their class, with
+min_confidence if set; no nearer a real train image than the duplicate threshold; not the realism check, which
+needs the outlier scorer), as many a class as asked, made in rounds until a class has its count or MAX_ROUNDS have
+passed (then it keeps fewer). Every draw is seeded by the seed and the class: the same params give the same
+blends.
 """
 
+import math
+
 import numpy as np
+import pandas as pd
 import torch
 
 from components.config.quality import FilterParams
-from components.generation.filtering import duplicate_threshold
+from components.generation import filtering
 from components.generation.judging import judge_images
 from components.models import classifier
 
@@ -36,7 +40,7 @@ def checked_blends(images: np.ndarray, labels: np.ndarray, per_class: dict[int, 
     the checks: (images, labels, the judge's probabilities, a report of what was made, rejected and kept per
     class, and the duplicate threshold). A class with fewer than two train images gets none."""
     real_features = classifier.embed(judge, images, f.batch_size, device)
-    duplicate = duplicate_threshold(real_features, f.duplicate_ratio)
+    duplicate = filtering.duplicate_threshold(real_features, f.duplicate_ratio)
     kept_images, kept_labels, kept_probs = [], [], []
     report = {"made": 0, "rejected": {"label": 0, "duplicate": 0}, "kept": {}, "duplicate_threshold": duplicate}
     for label, count in sorted(per_class.items()):
@@ -47,12 +51,13 @@ def checked_blends(images: np.ndarray, labels: np.ndarray, per_class: dict[int, 
                 break
             candidates = blend_pairs(images, members, 2 * (count - kept), rng)
             probs, nearest = judge_images(candidates, judge, real_features, f.batch_size, device)
-            named = probs.argmax(1) == label if f.label_check else np.ones(len(candidates), bool)
-            far = nearest >= duplicate
-            take = np.flatnonzero(named & far)[:count - kept]
+            scores = pd.DataFrame({"label": label, "judge_label": probs.argmax(1), "judge_confidence": probs[:, label],
+                                   "outlier_score": 0.0, "nn_distance": nearest})
+            verdict = filtering.check(scores, f.label_check, f.min_confidence, math.inf, duplicate).to_numpy()
+            take = np.flatnonzero(verdict == filtering.ACCEPTED)[:count - kept]
             report["made"] += len(candidates)
-            report["rejected"]["label"] += int((~named).sum())
-            report["rejected"]["duplicate"] += int((named & ~far).sum())
+            for reason in report["rejected"]:
+                report["rejected"][reason] += int((verdict == reason).sum())
             kept_images.append(candidates[take])
             kept_probs.append(probs[take].astype(np.float32))
             kept += len(take)
