@@ -53,6 +53,9 @@ class Params(Section):
         if self.prepare.source.kind == "sklearn-digits" and self.classic.hflip:
             raise ValueError("classic.hflip is true, but prepare.source is sklearn-digits: a mirrored digit is no "
                              "digit (or another one). Set classic.hflip: false")
+        if self.prepare.source.kind == "sklearn-digits" and self.train_generator.cvae.augment.hflip:
+            raise ValueError("train_generator.cvae.augment.hflip is true, but prepare.source is sklearn-digits: a "
+                             "mirrored digit is no digit (or another one). Set it to false")
         return self
 
     @model_validator(mode="after")

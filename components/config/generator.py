@@ -37,6 +37,19 @@ def valid_size(size: int) -> bool:
     return 8 <= size <= 1024 and size % 2 == 0
 
 
+class TrainAugment(Section):
+    """Label-keeping augmentation of the cVAE's train batches, the image it encodes and the one it must
+    reconstruct alike: a pad-and-crop shift of up to `shift` pixels each way and, when `hflip`, a mirror of
+    half the images (classic:'s, without its erased square, which the decoder would learn to draw)."""
+
+    shift: int = Field(0, ge=0, le=64)
+    hflip: bool = False
+
+    @property
+    def on(self) -> bool:
+        return bool(self.shift or self.hflip)
+
+
 class CvaeParams(FitParams):
     """The cVAE's training (generator.kind: cvae), on the shared loop (components/training/fit.py).
 
@@ -61,6 +74,11 @@ class CvaeParams(FitParams):
     kl_warmup_steps: int = Field(500, ge=0)             # 0: the full beta from the first step
     likelihood: Literal["bernoulli", "gaussian"] = "gaussian"
     prior: Literal["standard", "aggregate", "interpolated"] = "interpolated"
+    augment: TrainAugment = TrainAugment()
+
+    def not_shaping(self) -> set[str]:
+        # off, it is the recipe from before the key existed: those runs' checkpoints still resume
+        return super().not_shaping() | (set() if self.augment.on else {"augment"})
 
 
 class TrainGeneratorParams(Section):

@@ -40,16 +40,18 @@ def augment(x: torch.Tensor, policy: Sequence[str], generator: torch.Generator,
     return x
 
 
-def classic(x: torch.Tensor, params: ClassicParams, generator: torch.Generator) -> torch.Tensor:
+def classic(x: torch.Tensor, params: ClassicParams, generator: torch.Generator,
+            rows: Rows | None = None) -> torch.Tensor:
     """The classic augmentation of `params`: shift by up to `shift` pixels each way, mirror half the images
-    (when `hflip`), erase one square of `erase.size` x the side in a share `erase.p` of them."""
+    (when `hflip`), erase one square of `erase.size` x the side in a share `erase.p` of them. `rows`: as
+    augment's."""
     if params.shift:
-        x = shift(x, generator, params.shift, params.shift, fill=-1.0)
+        x = shift(x, generator, params.shift, params.shift, fill=-1.0, rows=rows)
     if params.hflip:
-        flip = uniform(x, generator) < 0.5
+        flip = uniform(x, generator, rows=rows) < 0.5
         x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
     if params.erase.p > 0:
-        x = cutout(x, generator, params.erase.size, fill=-1.0, p=params.erase.p)
+        x = cutout(x, generator, params.erase.size, fill=-1.0, p=params.erase.p, rows=rows)
     return x
 
 

@@ -155,6 +155,26 @@ def test_samples_of_class_k_are_classified_as_k(digits, tmp_path):
     assert accuracy > 0.8, f"samples recognised as their class {accuracy:.0%} of the time (chance: 33%)"
 
 
+def test_shifted_and_mirrored_batches_still_teach_the_classes(digits, tmp_path):
+    """train_generator.cvae.augment: the cVAE trains on shifted (and mirrored) copies, so its weights differ from
+    the plain recipe's, and its samples are still recognised as their class. Off, it is the plain recipe: the
+    key does not enter the run's fingerprint, so runs from before it existed resume."""
+    images, labels = digits
+    arch = GeneratorParams(kind="cvae", size=8, latent_dim=8, width=16, embed_dim=8)
+    train_cvae(images, labels, ["zero", "one", "seven"], arch, recipe(augment={"shift": 1, "hflip": True}), seed=0,
+               device=CPU, run_dir=tmp_path / "augmented")
+    train_cvae(images, labels, ["zero", "one", "seven"], arch, recipe(steps=10), seed=0, device=CPU,
+               run_dir=tmp_path / "plain")
+    shifted, _ = generators.load(tmp_path / "augmented/generator.pt", CPU)
+    plain, _ = generators.load(tmp_path / "plain/generator.pt", CPU)
+    assert any(not torch.equal(a, b) for a, b in zip(shifted.state_dict().values(), plain.state_dict().values()))
+    judge = LogisticRegression(max_iter=2000).fit(images.reshape(len(images), -1) / 255, labels)
+    samples = [generate_class_range(shifted, k, 0, 30, seed=1, batch_size=30) for k in range(3)]
+    predicted = judge.predict(np.concatenate(samples).reshape(90, -1) / 255)
+    assert (predicted == np.repeat(np.arange(3), 30)).mean() > 0.8
+    assert "augment" in CvaeParams().not_shaping() and "augment" not in CvaeParams(augment={"shift": 1}).not_shaping()
+
+
 def test_temperature_scales_the_prior(digits, tmp_path):
     decoder = cvae.build(GeneratorParams(size=8, **TINY), 3, 1, seed=0).decoder.eval()
     plain = generate_class_range(decoder, 1, 0, 8, seed=0, batch_size=8)
@@ -238,6 +258,11 @@ def test_params_name_bad_cvae_values():
     assert "train_generator.cvae.prior" in message and "'aggregate'" in message
     with pytest.raises(ParamsError, match="generator.kind"):
         validate({**raw, "generator": {"kind": "vae"}, "train_generator": {}})
+    with pytest.raises(ParamsError, match=r"train_generator.cvae.augment.hflip is true, but prepare.source is "
+                                          r"sklearn-digits.*Set it to false"):
+        validate({**raw, "train_generator": {"cvae": {"augment": {"hflip": True}}}})
+    with pytest.raises(ParamsError, match="train_generator.cvae.augment.shift"):
+        validate({**raw, "train_generator": {"cvae": {"augment": {"shift": -1}}}})
     with pytest.raises(ParamsError, match="generate.temperature"):
         validate({**raw, "train_generator": {}, "generate": {"temperature": 0}})
 

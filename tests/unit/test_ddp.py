@@ -91,7 +91,7 @@ def test_two_processes_train_the_stage_s_cvae_as_one_does(tmp_path, monkeypatch)
         monkeypatch.chdir(root)
         params = small_params(**tiny, train_generator={
             "nproc": nproc, "cvae": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5,
-                                        "precision": "fp32"}})
+                                        "precision": "fp32", "augment": {"shift": 2, "hflip": True}}})
         prepare.run(params)
         (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
         result = subprocess.run(["timeout", str(TIMEOUT), sys.executable, "-m", "components", "train_generator"],
