@@ -361,6 +361,34 @@ def variants_table(name: str) -> str:
     return "\n".join(lines)
 
 
+def cvae_augment_table() -> str:
+    """Pipeline seed 0 in fp32 with the cVAE trained on shifted and mirrored batches (train_generator.cvae.augment),
+    against the defaults: the samples (filter, recall, FD, CAS), the downstream arms, and where generator_oracle.py
+    measured that cVAE, how far its reconstructions are from unseen and from its own train images and what they add
+    with their true labels."""
+    rows = [("defaults (2,000 steps)", "protocol-100-seed0-fp32.json", "generator_oracle-100-fp32.json"),
+            ("augment, 2,000 steps", "protocol-100-seed0-fp32-cvae-augment.json", None),
+            ("augment, 6,000 steps", "protocol-100-seed0-fp32-cvae-augment-6000.json",
+             "generator_oracle-100-seed0-fp32-cvae-augment-6000.json")]
+    lines = ["| cVAE | label check rejects | recall | FD | CAS | val: synthetic | test: synthetic | lift (test) | "
+             "grey levels off: unseen / own | unseen through it, true labels: lift (test) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, protocol, oracle in rows:
+        run = load(protocol)["budgets"][0]
+        real, synthetic = gate_arms(run)
+        g, f = run["generative"], run["filter"]
+        cells = " — | — |"
+        if oracle:
+            o = next(r for r in load(oracle)["pipelines"] if r["pipeline_seed"] == 0)
+            levels = o["reconstruction_grey_levels"]
+            cells = (f" {levels['unseen']:.1f} / {levels['train']:.1f} | "
+                     f"{o['lift']['unseen real through the cVAE, true labels']['test']:+.4f} |")
+        lines.append(f"| {name} | {f['rejected']['label'] / f['candidates']:.1%} | {g['recall']:.3f} | {g['fd']:.3f} | "
+                     f"{g['cas']['balanced_accuracy']:.4f} | {synthetic['val']:.4f} | {mean_std(synthetic)} | "
+                     f"{synthetic['mean'] - real['mean']:+.4f} |{cells}")
+    return "\n".join(lines)
+
+
 def write_curve_csv() -> None:
     """benchmarks/results/learning_curve.csv, dvc.yaml's learning-curve plot, from the same rows."""
     (RESULTS / "learning_curve.csv").write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
@@ -380,6 +408,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "generator_oracle": lambda: variants_table("generator_oracle-100-fp32.json"),
           "pixel_blends": lambda: variants_table("pixel_blends-100-fp32.json"),
           "pixel_blends_10": lambda: variants_table("pixel_blends-10-fp32.json"),
+          "cvae_augment": cvae_augment_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,
