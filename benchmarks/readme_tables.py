@@ -371,10 +371,11 @@ def cvae_augment_table() -> str:
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     default_oracle = {r["pipeline_seed"]: r for r in load("generator_oracle-100-fp32.json")["pipelines"]}
     for seed in (0, 1, 2):
+        augmented_oracle = f"generator_oracle-100-seed{seed}-fp32-cvae-augment-6000.json"
         rows = [("defaults (2,000 steps)", f"protocol-100-seed{seed}-fp32.json", default_oracle.get(seed)),
                 ("augment, 2,000 steps", f"protocol-100-seed{seed}-fp32-cvae-augment.json", None),
                 ("augment, 6,000 steps", f"protocol-100-seed{seed}-fp32-cvae-augment-6000.json",
-                 f"generator_oracle-100-seed{seed}-fp32-cvae-augment-6000.json")]
+                 load(augmented_oracle)["pipelines"][0] if (RESULTS / augmented_oracle).exists() else None)]
         rows = [r for r in rows if (RESULTS / r[1]).exists()]
         if len(rows) == 1:
             continue
@@ -382,8 +383,6 @@ def cvae_augment_table() -> str:
             run = load(protocol)["budgets"][0]
             real, synthetic = gate_arms(run)
             g, f = run["generative"], run["filter"]
-            if isinstance(oracle, str):
-                oracle = load(oracle)["pipelines"][0] if (RESULTS / oracle).exists() else None
             cells = " — | — |"
             if oracle:
                 levels = oracle["reconstruction_grey_levels"]
