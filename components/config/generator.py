@@ -64,7 +64,10 @@ class CvaeParams(FitParams):
     by its seed), the prior the decoder was trained on (VampPrior-like; encoded once after training and
     saved in generator.pt); interpolated: a point anywhere between two of the class's posterior means
     (both picked by the seed) plus the first one's posterior noise, so samples fill the class between
-    its train images instead of clustering around each (k-NN recall 0.2 -> 0.44: README, Generators).
+    its train images instead of clustering around each (k-NN recall 0.2 -> 0.44: README, Generators);
+    gaussian: per class, the Gaussian with the mean and covariance of that mixture of posteriors, its spread
+    times `prior_spread` (for the cVAE trained with `augment`, whose latents between two train images decode
+    badly: README, Evaluation). The prior is drawn after training: changing it re-encodes, it never retrains.
     """
 
     steps: int = Field(2000, ge=1)
@@ -74,12 +77,13 @@ class CvaeParams(FitParams):
     beta: float = Field(1.0, ge=0)
     kl_warmup_steps: int = Field(500, ge=0)             # 0: the full beta from the first step
     likelihood: Literal["bernoulli", "gaussian"] = "gaussian"
-    prior: Literal["standard", "aggregate", "interpolated"] = "interpolated"
+    prior: Literal["standard", "aggregate", "interpolated", "gaussian"] = "interpolated"
+    prior_spread: float = Field(1.5, gt=0)
     augment: TrainAugment = TrainAugment()
 
     def not_shaping(self) -> set[str]:
-        # off, it is the recipe from before the key existed: those runs' checkpoints still resume
-        return super().not_shaping() | (set() if self.augment.on else {"augment"})
+        # augment off is the recipe from before the key existed: those runs' checkpoints still resume
+        return super().not_shaping() | {"prior", "prior_spread"} | (set() if self.augment.on else {"augment"})
 
 
 class TrainGeneratorParams(Section):

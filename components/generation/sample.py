@@ -63,10 +63,15 @@ def latents(seeds: np.ndarray, dim: int, truncation: float | None = None) -> tor
 def prior_latents(model: torch.nn.Module, label: int, seeds: np.ndarray, truncation: float | None = None,
                   temperature: float = 1.0) -> torch.Tensor:
     """The latents of class `label`'s samples with these seeds: standard normal (truncated, times
-    `temperature`), or, for a model with a posterior prior (the cVAE's `posterior`), the posterior of the
+    `temperature`); for a model with a posterior prior (the cVAE's `posterior`), the posterior of the
     class's train image each seed picks, moved a share up to `posterior_mix` of the way towards a second
-    one's mean, its noise scaled the same way."""
+    one's mean, its noise scaled the same way; for one with a Gaussian per class (the cVAE's `gaussian`),
+    that noise through the class's Gaussian (in float64 on the CPU, as the noise)."""
     noise = latents(seeds, model.latent_dim, truncation) * temperature
+    gaussian = getattr(model, "gaussian", None)
+    if gaussian and label in gaussian:
+        centre, factor = gaussian[label]
+        return (centre + noise.double() @ factor.T).float()
     posterior = getattr(model, "posterior", None)
     if posterior is None or len(posterior[label][0]) == 0:
         return noise

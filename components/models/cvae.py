@@ -7,7 +7,8 @@ and forward(z, labels) -> images in [-1, 1]), so components/generation/sample.py
 stage sample either model alike: class k's samples are decoded from prior latents with label k. With
 the aggregate or interpolated prior the decoder also carries `posterior`: per class, the (means, stds)
 of its train images' posteriors, which sample.py draws latents from, and `posterior_mix`: how far a latent
-may move towards a second train image's mean (0: aggregate; 0.5: anywhere between the two).
+may move towards a second train image's mean (0: aggregate; 0.5: anywhere between the two); with the
+gaussian prior, `gaussian`: per class, the Gaussian fitted to those posteriors.
 Sizes, as for the cGAN: any even size from 8; the sides, kernels and widths are the cGAN's.
 """
 
@@ -66,6 +67,7 @@ class Decoder(nn.Module):
         self.latent_dim = params.latent_dim
         self.posterior: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None  # the aggregate prior
         self.posterior_mix = 0.0
+        self.gaussian: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None  # the gaussian prior
         chans, fine = widths(params), sides(params.size)[1:]
         self.start = sides(params.size)[0]
         self.embed = nn.Embedding(num_classes, params.embed_dim)
@@ -136,27 +138,42 @@ def reconstruction_nll(logits: torch.Tensor, images: torch.Tensor, likelihood: s
     return per_pixel.flatten(1).sum(dim=1)
 
 
-PRIOR_MIX = {"aggregate": 0.0, "interpolated": 0.5}  # train_generator.cvae.prior -> posterior_mix
+PRIOR_MIX = {"aggregate": 0.0, "interpolated": 0.5, "gaussian": 0.0}  # train_generator.cvae.prior -> posterior_mix
 
 
 @torch.no_grad()
-def encode(model: CVAE, images: torch.Tensor, labels: torch.Tensor, prior: str, batch_size: int = 512) -> dict:
-    """The posteriors of `images` (in [-1, 1]) as the `prior` (aggregate or interpolated):
-    {"means", "stds", "labels", "mix"}, on the CPU."""
+def encode(model: CVAE, images: torch.Tensor, labels: torch.Tensor, prior: str, batch_size: int = 512,
+           spread: float = 1.0) -> dict:
+    """The posteriors of `images` (in [-1, 1]) as the `prior` (aggregate, interpolated or gaussian):
+    {"means", "stds", "labels", "mix"}, on the CPU; for gaussian also "spread" (its Gaussians are fitted to the
+    posteriors where the decoder is given them: set_posterior)."""
     model.eval()
     means, logvars = zip(*(model.encoder(images[i:i + batch_size], labels[i:i + batch_size])
                            for i in range(0, len(labels), batch_size)))
     return {"means": torch.cat(means).float().cpu(), "stds": torch.cat(logvars).float().mul(0.5).exp().cpu(),
-            "labels": labels.cpu(), "mix": PRIOR_MIX[prior]}
+            "labels": labels.cpu(), "mix": PRIOR_MIX[prior], **({"spread": float(spread)} if prior == "gaussian" else {})}
 
 
 def set_posterior(decoder: Decoder, posterior: dict | None) -> Decoder:
-    """Give the decoder the prior `encode` made (None: the standard normal prior)."""
+    """Give the decoder the prior `encode` made (None: the standard normal prior): `posterior`, per class its
+    train images' (means, stds); with a "spread", `gaussian` too, per class the (centre, factor) of class_gaussian."""
     decoder.posterior = None if posterior is None else {
         int(k): (posterior["means"][posterior["labels"] == k], posterior["stds"][posterior["labels"] == k])
         for k in range(decoder.num_classes)}
     decoder.posterior_mix = 0.0 if posterior is None else float(posterior["mix"])
+    decoder.gaussian = None if posterior is None or "spread" not in posterior else {
+        k: class_gaussian(means, stds, posterior["spread"]) for k, (means, stds) in decoder.posterior.items()
+        if len(means)}
     return decoder
+
+
+def class_gaussian(means: torch.Tensor, stds: torch.Tensor, spread: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(centre, factor), float64: the mean of the mixture of the posteriors N(means[i], diag(stds[i]^2)) and
+    `spread` times a Cholesky factor of its covariance (the means' covariance plus their mean variance, so
+    positive definite as every std is above 0). A latent is centre + factor @ noise."""
+    m, var = means.double(), stds.double() ** 2
+    covariance = torch.cov(m.T, correction=0).reshape(m.shape[1], -1) + torch.diag(var.mean(0))
+    return m.mean(0), spread * torch.linalg.cholesky(covariance)
 
 
 def export(model: CVAE, params: GeneratorParams, class_names: list[str], step: int,

@@ -52,7 +52,7 @@ def train_cvae(images: np.ndarray, labels: np.ndarray, class_names: list[str], g
     model, summary = fit(model, batch_metrics, METRICS, tp, seed, device, run_dir, fingerprint,
                          finals=(paths.GENERATOR_FILE, paths.GENERATOR_GRID), name="train_generator", picture=picture)
     posterior = None if tp.prior == "standard" else \
-        cvae.encode(model, *data.take(torch.arange(len(data), device=device)), tp.prior)
+        cvae.encode(model, *data.take(torch.arange(len(data), device=device)), tp.prior, spread=tp.prior_spread)
     cvae.set_posterior(model.decoder, posterior)
     if not ranks.is_main():
         return summary

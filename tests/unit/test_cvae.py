@@ -137,6 +137,15 @@ def recipe(**changes) -> TrainGeneratorParams:
     return TrainGeneratorParams(grid_columns=3, cvae=CvaeParams(**{**base, **changes}))
 
 
+def recognised(decoder: torch.nn.Module, digits: tuple[np.ndarray, np.ndarray]) -> float:
+    """The share of the decoder's samples (30 a class) that a classifier of the real digits puts in their class
+    (chance: 1/3)."""
+    images, labels = digits
+    judge = LogisticRegression(max_iter=2000).fit(images.reshape(len(images), -1) / 255, labels)
+    samples = [generate_class_range(decoder, k, 0, 30, seed=1, batch_size=30) for k in range(3)]
+    return float((judge.predict(np.concatenate(samples).reshape(90, -1) / 255) == np.repeat(np.arange(3), 30)).mean())
+
+
 def test_samples_of_class_k_are_classified_as_k(digits, tmp_path):
     """A classifier trained on the real digits recognises the class of the cVAE's samples far more
     often than chance (1/3)."""
@@ -147,11 +156,8 @@ def test_samples_of_class_k_are_classified_as_k(digits, tmp_path):
     assert summary["steps"] == 300 and np.isfinite(list(summary["final"].values())).all()
     assert (tmp_path / "samples.png").exists() and (tmp_path / "samples" / "step-0000150.png").exists()
 
-    judge = LogisticRegression(max_iter=2000).fit(images.reshape(len(images), -1) / 255, labels)
     decoder, _ = generators.load(tmp_path / "generator.pt", CPU)
-    samples = [generate_class_range(decoder, k, 0, 30, seed=1, batch_size=30) for k in range(3)]
-    predicted = judge.predict(np.concatenate(samples).reshape(90, -1) / 255)
-    accuracy = (predicted == np.repeat(np.arange(3), 30)).mean()
+    accuracy = recognised(decoder, digits)
     assert accuracy > 0.8, f"samples recognised as their class {accuracy:.0%} of the time (chance: 33%)"
 
 
@@ -168,10 +174,7 @@ def test_shifted_and_mirrored_batches_still_teach_the_classes(digits, tmp_path):
     shifted, _ = generators.load(tmp_path / "augmented/generator.pt", CPU)
     plain, _ = generators.load(tmp_path / "plain/generator.pt", CPU)
     assert any(not torch.equal(a, b) for a, b in zip(shifted.state_dict().values(), plain.state_dict().values()))
-    judge = LogisticRegression(max_iter=2000).fit(images.reshape(len(images), -1) / 255, labels)
-    samples = [generate_class_range(shifted, k, 0, 30, seed=1, batch_size=30) for k in range(3)]
-    predicted = judge.predict(np.concatenate(samples).reshape(90, -1) / 255)
-    assert (predicted == np.repeat(np.arange(3), 30)).mean() > 0.8
+    assert recognised(shifted, digits) > 0.8
     assert "augment" in CvaeParams().not_shaping() and "augment" not in CvaeParams(augment={"shift": 1}).not_shaping()
 
 
@@ -205,10 +208,7 @@ def test_aggregate_prior_draws_from_the_class_train_posteriors(digits, tmp_path)
     again = generate_class_range(decoder, 2, 0, 40, seed=1, batch_size=16)
     assert generate_class_range(decoder, 2, 0, 40, seed=1, batch_size=40).tobytes() == again.tobytes()
 
-    judge = LogisticRegression(max_iter=2000).fit(images.reshape(len(images), -1) / 255, labels)
-    samples = [generate_class_range(decoder, k, 0, 30, seed=1, batch_size=30) for k in range(3)]
-    predicted = judge.predict(np.concatenate(samples).reshape(90, -1) / 255)
-    assert (predicted == np.repeat(np.arange(3), 30)).mean() > 0.8
+    assert recognised(decoder, digits) > 0.8
 
     cvae.set_posterior(decoder, None)  # the standard prior again: plain normal latents
     assert torch.equal(prior_latents(decoder, 2, seeds), latents(seeds, 8))
@@ -237,6 +237,37 @@ def test_interpolated_prior_fills_the_segments_between_train_posteriors(digits, 
     assert (aggregate[:, None] - means[None]).norm(dim=2).min(dim=1).values.max() < 1e-6
 
 
+def test_gaussian_prior_draws_from_the_moments_of_the_class_posteriors(digits, tmp_path):
+    """prior gaussian: a class's latents are drawn from the Gaussian with the mean and covariance of its train
+    images' posteriors (the covariance times prior_spread squared); at temperature 0 every latent is that mean.
+    Its samples are still their class. Switching to it from another prior re-encodes the finished run's train
+    images, it does not train again."""
+    images, labels = digits
+    arch = GeneratorParams(kind="cvae", size=8, latent_dim=8, width=16, embed_dim=8)
+    train_cvae(images, labels, ["zero", "one", "seven"], arch, recipe(prior="interpolated"), seed=0, device=CPU,
+               run_dir=tmp_path)
+    checkpoints = {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()}
+    interpolated, _ = generators.load(tmp_path / "generator.pt", CPU)
+    train_cvae(images, labels, ["zero", "one", "seven"], arch, recipe(prior="gaussian", prior_spread=1.5), seed=0,
+               device=CPU, run_dir=tmp_path)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()} == checkpoints  # not trained again
+    decoder, saved = generators.load(tmp_path / "generator.pt", CPU)
+    assert all(torch.equal(a, b) for a, b in zip(decoder.state_dict().values(), interpolated.state_dict().values()))
+    assert saved["posterior"]["spread"] == 1.5 and decoder.gaussian is not None and interpolated.gaussian is None
+
+    means, stds = (saved["posterior"][k][saved["posterior"]["labels"] == 2].double() for k in ("means", "stds"))
+    cold = prior_latents(decoder, 2, sample_seeds(1, 2, 0, 20), temperature=0.0)
+    assert torch.allclose(cold, means.mean(0).float().expand(20, -1), atol=1e-6)
+    drawn = prior_latents(decoder, 2, sample_seeds(1, 2, 0, 20000)).double()
+    covariance = torch.cov(means.T, correction=0) + torch.diag((stds ** 2).mean(0))
+    assert torch.allclose(drawn.mean(0), means.mean(0), atol=0.05 * covariance.diagonal().max().sqrt().item())
+    assert torch.allclose(torch.cov(drawn.T), 1.5 ** 2 * covariance, atol=0.05 * 1.5 ** 2 * covariance.diagonal().max())
+
+    again = generate_class_range(decoder, 2, 0, 40, seed=1, batch_size=16)
+    assert generate_class_range(decoder, 2, 0, 40, seed=1, batch_size=40).tobytes() == again.tobytes()
+    assert recognised(decoder, digits) > 0.8
+
+
 def test_interrupted_training_resumes_to_the_same_decoder(digits, tmp_path):
     images, labels = digits
     arch = GeneratorParams(kind="cvae", size=8, **TINY)
@@ -249,13 +280,14 @@ def test_interrupted_training_resumes_to_the_same_decoder(digits, tmp_path):
 
 def test_params_name_bad_cvae_values():
     raw = {"classic": {"hflip": False}, "prepare": {"source": {"kind": "sklearn-digits", "path": "x"}},
-           "generator": {"kind": "cvae"}, "train_generator": {"cvae": {"likelihood": "poisson", "beta": -1, "prior": "vamp"}}}
+           "generator": {"kind": "cvae"},
+           "train_generator": {"cvae": {"likelihood": "poisson", "beta": -1, "prior": "vamp", "prior_spread": 0}}}
     with pytest.raises(ParamsError) as info:
         validate(raw)
     message = str(info.value)
     assert "train_generator.cvae.likelihood" in message and "'bernoulli'" in message
-    assert "train_generator.cvae.beta" in message
-    assert "train_generator.cvae.prior" in message and "'aggregate'" in message
+    assert "train_generator.cvae.beta" in message and "train_generator.cvae.prior_spread" in message
+    assert "train_generator.cvae.prior" in message and "'gaussian'" in message
     with pytest.raises(ParamsError, match="generator.kind"):
         validate({**raw, "generator": {"kind": "vae"}, "train_generator": {}})
     with pytest.raises(ParamsError, match=r"train_generator.cvae.augment.hflip is true, but prepare.source is "
