@@ -78,7 +78,7 @@ class CvaeParams(FitParams):
     kl_warmup_steps: int = Field(500, ge=0)             # 0: the full beta from the first step
     likelihood: Literal["bernoulli", "gaussian"] = "gaussian"
     prior: Literal["standard", "aggregate", "interpolated", "gaussian"] = "interpolated"
-    prior_spread: float = Field(1.5, gt=0)
+    prior_spread: float = Field(1.25, gt=0)
     augment: TrainAugment = TrainAugment()
 
     def not_shaping(self) -> set[str]:
