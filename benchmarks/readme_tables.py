@@ -372,10 +372,13 @@ def cvae_augment_table() -> str:
     default_oracle = {r["pipeline_seed"]: r for r in load("generator_oracle-100-fp32.json")["pipelines"]}
     for seed in (0, 1, 2):
         augmented_oracle = f"generator_oracle-100-seed{seed}-fp32-cvae-augment-6000.json"
+        augmented = load(augmented_oracle)["pipelines"][0] if (RESULTS / augmented_oracle).exists() else None
         rows = [("defaults (2,000 steps)", f"protocol-100-seed{seed}-fp32.json", default_oracle.get(seed)),
                 ("augment, 2,000 steps", f"protocol-100-seed{seed}-fp32-cvae-augment.json", None),
-                ("augment, 6,000 steps", f"protocol-100-seed{seed}-fp32-cvae-augment-6000.json",
-                 load(augmented_oracle)["pipelines"][0] if (RESULTS / augmented_oracle).exists() else None)]
+                ("augment, 6,000 steps", f"protocol-100-seed{seed}-fp32-cvae-augment-6000.json", augmented),
+                # the same decoder (the prior is drawn after training): the same reconstructions
+                ("augment, 6,000 steps, prior gaussian", f"protocol-100-seed{seed}-fp32-cvae-augment-gaussian.json",
+                 augmented)]
         rows = [r for r in rows if (RESULTS / r[1]).exists()]
         if len(rows) == 1:
             continue
@@ -391,6 +394,25 @@ def cvae_augment_table() -> str:
             lines.append(f"| {seed} | {name} | {f['rejected']['label'] / f['candidates']:.1%} | {g['recall']:.3f} | "
                          f"{g['fd']:.3f} | {g['cas']['balanced_accuracy']:.4f} | {synthetic['val']:.4f} | "
                          f"{mean_std(synthetic)} | {synthetic['mean'] - real['mean']:+.4f} |{cells}")
+    return "\n".join(lines)
+
+
+def prior_spread_table() -> str:
+    """prior_spread.py on the default and the augmented fp32 pipelines: per decoder and prior, the mean over the
+    pipeline seeds (and their range) of the candidates' label agreement and of the kept candidates' FD, precision
+    and recall against unseen pool images."""
+    lines = ["| cVAE | prior | label agreement | FD of the kept (range) | precision | recall |",
+             "|---|---|---:|---|---:|---:|"]
+    for decoder, name in (("defaults (2,000 steps)", "prior_spread-100-fp32.json"),
+                          ("augment, 6,000 steps", "prior_spread-100-fp32-cvae-augment-6000.json")):
+        pipelines = load(name)["pipelines"]
+        for prior in pipelines[0]["priors"]:
+            rows = [p["priors"][prior] for p in pipelines]
+            fd = [r["kept"]["fd"] for r in rows]
+            lines.append(f"| {decoder} | {prior} | {np.mean([r['label_agreement'] for r in rows]):.3f} | "
+                         f"{np.mean(fd):.2f} ({min(fd):.2f}-{max(fd):.2f}) | "
+                         f"{np.mean([r['kept']['precision'] for r in rows]):.3f} | "
+                         f"{np.mean([r['kept']['recall'] for r in rows]):.3f} |")
     return "\n".join(lines)
 
 
@@ -413,7 +435,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "generator_oracle": lambda: variants_table("generator_oracle-100-fp32.json"),
           "pixel_blends": lambda: variants_table("pixel_blends-100-fp32.json"),
           "pixel_blends_10": lambda: variants_table("pixel_blends-10-fp32.json"),
-          "cvae_augment": cvae_augment_table,
+          "cvae_augment": cvae_augment_table, "prior_spread": prior_spread_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
           "faults": faults_table, "local_workers": local_workers_table,
