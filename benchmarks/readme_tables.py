@@ -432,6 +432,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "curve_500": lambda: curve_seeds_table(500), "oracle": lambda: variants_table("real_oracle-100-fp32.json"),
           "label_mix": lambda: variants_table("label_mix-100-fp32.json"),
           "label_mix_seeds": lambda: variants_table("label_mix-100-seeds012-fp32.json"),
+          "label_mix_gaussian": lambda: variants_table("label_mix-100-seeds012-fp32-cvae-augment-gaussian.json"),
           "generator_oracle": lambda: variants_table("generator_oracle-100-fp32.json"),
           "pixel_blends": lambda: variants_table("pixel_blends-100-fp32.json"),
           "pixel_blends_10": lambda: variants_table("pixel_blends-10-fp32.json"),
