@@ -1,0 +1,150 @@
+"""Where should a sample's latent be? Unseen real images' latents against the priors', and what each teaches.
+
+generator_oracle.py found that unseen real images encoded and decoded by the pipeline's cVAE add points with their
+true labels, while the prior's samples, decoded by the same decoder with their conditioning labels, lose: the
+difference is only where the latents are. This script measures where they are and what a prior fitted to the unseen
+latents themselves would give. Per class, in the cVAE's latent space (posterior means of its last checkpoint's EMA
+encoder, Euclidean distances, medians over the class): how far each source's latents lie from the nearest train
+image's latent, how far from the nearest unseen image's latent (are they where images are?) and how far each unseen
+image's latent lies from the nearest of theirs (do they cover the class?), against 1,000 unseen images a class
+(REFERENCE), with 1,000 latents a source. The sources: other unseen images (what a perfect prior gives), the
+product's priors on the train posteriors (aggregate, interpolated, gaussian at spread 1 and at the pipeline's
+prior_spread; drawn as generate draws them), and the gaussian prior's Gaussian fitted to the pool's other unseen
+latents (thousands a class, not 90) at spread 1: is it the estimate from 90 images or the Gaussian's shape that
+misplaces the samples? Then the synthetic arm trained on decoded latents with their labels (hard, as
+`evaluate.synthetic_labels: hard`; every one, no label check; as many a class as the samples): the train
+posteriors (prior aggregate), the Gaussian fitted to them and the Gaussian fitted to unseen latents, beside the
+pipeline's own runs and, read back from generator_oracle.py's work folder when --work is the same, the unseen real
+images and their reconstructions. Val chooses nothing here; test reports. Writes the figures, the machine and the
+command as JSON (--out). Never asserted in tests.
+
+    python benchmarks/latent_oracle.py --data /tmp/aug/s0/per_class-100:0 --work /tmp/oracle-aug
+"""
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.generator_oracle import reconstruct, trained_cvae  # noqa: E402
+from benchmarks.pipeline_runs import Variant, on_each_pipeline, pipelines_parser, train_variants  # noqa: E402
+from benchmarks.real_oracle import ARM, first_of_each_class, oracle_inputs  # noqa: E402
+from components import paths  # noqa: E402
+from components.generation.sample import generate_class_range, prior_latents, sample_seeds  # noqa: E402
+from components.models import cvae  # noqa: E402
+from components.pixels import to_input  # noqa: E402
+from components.training.downstream import Context, Images  # noqa: E402
+
+REFERENCE = 1000  # unseen images a class the latents are measured against
+PER_SOURCE = 1000  # latents a class from each source
+
+
+def main() -> None:
+    on_each_pipeline(pipelines_parser(__doc__.splitlines()[0], "latent_oracle-cpu-2core.json").parse_args(),
+                     compare)
+
+
+@torch.no_grad()
+def posteriors(model: cvae.CVAE, images: Images, device: torch.device,
+               batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 (N, latent_dim) means and stds on the CPU: each image's posterior under its own label."""
+    parts = [model.encoder(to_input(images.images[i:i + batch_size], device),
+                           torch.from_numpy(images.labels[i:i + batch_size].copy()).to(device))
+             for i in range(0, len(images), batch_size)]
+    return (torch.cat([m for m, _ in parts]).double().cpu(),
+            torch.cat([v for _, v in parts]).double().mul(0.5).exp().cpu())
+
+
+def placement(latents: torch.Tensor, train: torch.Tensor, reference: torch.Tensor) -> dict:
+    """Medians of: each latent's distance to the nearest train latent and to the nearest reference latent, and
+    each reference latent's distance to the nearest of `latents`."""
+    nearest = lambda a, b: float(torch.cdist(a, b).min(1).values.median())  # noqa: E731
+    return {"to_train": nearest(latents, train), "to_unseen": nearest(latents, reference),
+            "unseen_to_these": nearest(reference, latents)}
+
+
+def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
+    """Latent placement per source (no training), then the synthetic arm on three sources' decoded latents."""
+    ctx, _, per_class, pool = oracle_inputs(data, pipeline_seed, overrides)
+    params, device, classes = ctx.params, ctx.device, range(ctx.num_classes)
+    model = trained_cvae(data, params, ctx.num_classes, pool.images.shape[-1], device)
+    decoder, saved = cvae.load(data / paths.GENERATOR / paths.GENERATOR_FILE, device)
+    bank = {k: v for k, v in saved["posterior"].items() if k in ("means", "stds", "labels")}
+    train, train_labels = bank["means"].double(), bank["labels"]
+    pool_means, pool_stds = posteriors(model, pool, device)
+
+    # per class, the pool in order: the first per_class[k] are generator_oracle's images (kept out of both sets
+    # below), the next REFERENCE the reference, the rest what the unseen Gaussian is fitted to
+    def unseen(k: int, of: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = of[torch.from_numpy(pool.labels == k)][per_class.get(k, 0):]
+        return rows[:REFERENCE], rows[REFERENCE:]
+
+    def fitted_to_unseen(spread: float) -> dict:
+        """Per class, the gaussian prior's Gaussian (class_gaussian) of the unseen posteriors outside the reference."""
+        return {k: cvae.class_gaussian(unseen(k, pool_means)[1], unseen(k, pool_stds)[1], spread) for k in classes}
+
+    priors = {"prior aggregate (train latents)": {**bank, "mix": cvae.PRIOR_MIX["aggregate"]},
+              "prior interpolated": {**bank, "mix": cvae.PRIOR_MIX["interpolated"]},
+              "prior gaussian, spread 1": {**bank, "mix": 0.0, "spread": 1.0},
+              f"prior gaussian, spread {params.train_generator.cvae.prior_spread:g}":
+                  {**bank, "mix": 0.0, "spread": params.train_generator.cvae.prior_spread},
+              "gaussian fitted to unseen latents, spread 1": {**bank, "mix": 0.0, "spread": 1.0}}
+    unseen_gaussian = fitted_to_unseen(1.0)
+
+    def set_prior(name: str) -> None:
+        cvae.set_posterior(decoder, priors[name])
+        if name.startswith("gaussian fitted to unseen"):
+            decoder.gaussian = unseen_gaussian
+
+    rows: dict[str, list[dict]] = {"unseen images (others)": []}
+    for k in classes:
+        reference, rest = unseen(k, pool_means)
+        rows["unseen images (others)"].append(placement(rest[:PER_SOURCE], train[train_labels == k], reference))
+    for name in priors:
+        set_prior(name)
+        rows[name] = [placement(prior_latents(decoder, k, sample_seeds(pipeline_seed, k, 0, PER_SOURCE)).double(),
+                                train[train_labels == k], unseen(k, pool_means)[0]) for k in classes]
+    latent_placement = {name: {key: round(float(np.mean([r[key] for r in per])), 3) for key in per[0]}
+                        for name, per in rows.items()}
+    for name, figures in latent_placement.items():
+        print(f"pipeline seed {pipeline_seed}, {name}: {figures}", flush=True)
+
+    hard = params.model_copy(update={"evaluate": ctx.p.model_copy(update={"synthetic_labels": "hard"})})
+
+    def given(images: Images) -> Context:
+        """generator_oracle.py's context: the first images of each class as the synthetic set, true labels."""
+        chosen = first_of_each_class(images, per_class, np.ones(len(images), bool))
+        return replace(ctx, params=hard, sets=replace(ctx.sets, synthetic=Images(images.images[chosen],
+                                                                                   images.labels[chosen])))
+
+    def decoded(name: str) -> Variant:
+        """The synthetic arm on the decoded latents of prior `name`, as many a class as the samples."""
+        set_prior(name)
+        images = np.concatenate([generate_class_range(decoder, k, 0, n, pipeline_seed, device=device)
+                                 for k, n in sorted(per_class.items())])
+        labels = np.concatenate([np.full(n, k, np.int64) for k, n in sorted(per_class.items())])
+        folder = name.split(" (")[0].replace(",", "").replace(" ", "-")
+        return Variant(ARM, replace(ctx, params=hard, sets=replace(ctx.sets, synthetic=Images(images, labels))),
+                       False, folder)
+
+    variants = {
+        "real_classic (taken)": Variant("real_classic", ctx, True, "taken"),
+        f"{ARM} (taken)": Variant(ARM, ctx, True, "taken"),
+        # generator_oracle.py's variants, read back where --work is its work folder
+        "unseen real, true labels": Variant(ARM, given(pool), False, "unseen-true-labels"),
+        "unseen real through the cVAE, true labels": Variant(
+            ARM, given(Images(reconstruct(model, pool, device), pool.labels)), False, "through-cvae-true-labels"),
+        **{f"{name}, conditioning labels": decoded(name) for name in (
+            "prior aggregate (train latents)", "prior gaussian, spread 1", "gaussian fitted to unseen latents, spread 1")},
+    }
+    return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": list(per_class.values()),
+            "reference_per_class": REFERENCE, "latents_per_source": PER_SOURCE,
+            "latent_placement": latent_placement, **train_variants(variants, data, pipeline_seed, work)}
+
+
+if __name__ == "__main__":
+    main()
