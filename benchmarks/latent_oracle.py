@@ -4,13 +4,14 @@ generator_oracle.py found that unseen real images encoded and decoded by the pip
 true labels, while the prior's samples, decoded by the same decoder with their conditioning labels, lose: the
 difference is only where the latents are. This script measures where they are and what a prior fitted to the unseen
 latents themselves would give. Per class, in the cVAE's latent space (posterior means of its last checkpoint's EMA
-encoder, Euclidean distances, medians over the class): how far each source's latents lie from the nearest train
-image's latent, how far from the nearest unseen image's latent (are they where images are?) and how far each unseen
-image's latent lies from the nearest of theirs (do they cover the class?), against 1,000 unseen images a class
-(REFERENCE), with 1,000 latents a source. The sources: other unseen images (what a perfect prior gives), the
+encoder, Euclidean distances, medians over the class), against 1,000 unseen images a class (REFERENCE), with 1,000
+latents a source: how far each source's latents lie from the nearest train image's latent; how far from the nearest
+unseen image's latent (are they where images are?); how far each unseen image's latent lies from the nearest of
+theirs (do they cover the class?); for a Gaussian, the unseen latents' mean squared Mahalanobis distance under it
+over the dimension (1 where they follow it). The sources: other unseen images (what a perfect prior gives), the
 product's priors on the train posteriors (aggregate, interpolated, gaussian at spread 1 and at the pipeline's
 prior_spread; drawn as generate draws them), and the gaussian prior's Gaussian fitted to the pool's other unseen
-latents (thousands a class, not 90) at spread 1: is it the estimate from 90 images or the Gaussian's shape that
+posteriors (thousands a class, not 90) at spread 1: is it the estimate from 90 images or the Gaussian's shape that
 misplaces the samples? Then the synthetic arm trained on decoded latents with their labels (hard, as
 `evaluate.synthetic_labels: hard`; every one, no label check; as many a class as the samples): the train
 posteriors (prior aggregate), the Gaussian fitted to them and the Gaussian fitted to unseen latents, beside the
@@ -67,6 +68,13 @@ def placement(latents: torch.Tensor, train: torch.Tensor, reference: torch.Tenso
             "unseen_to_these": nearest(reference, latents)}
 
 
+def mahalanobis(latents: torch.Tensor, centre: torch.Tensor, factor: torch.Tensor) -> float:
+    """The mean squared Mahalanobis distance of `latents` under the Gaussian (centre, factor @ factor.T), over the
+    latent dimension: 1 where they follow it, above 1 where they lie outside what it expects."""
+    whitened = torch.linalg.solve_triangular(factor, (latents - centre).T, upper=False)
+    return float(whitened.pow(2).sum(0).mean() / len(centre))
+
+
 def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
     """Latent placement per source (no training), then the synthetic arm on three sources' decoded latents."""
     ctx, _, per_class, pool = oracle_inputs(data, pipeline_seed, overrides)
@@ -108,6 +116,9 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         set_prior(name)
         rows[name] = [placement(prior_latents(decoder, k, sample_seeds(pipeline_seed, k, 0, PER_SOURCE)).double(),
                                 train[train_labels == k], unseen(k, pool_means)[0]) for k in classes]
+        if decoder.gaussian:
+            for k, row in zip(classes, rows[name]):
+                row["unseen_mahalanobis"] = mahalanobis(unseen(k, pool_means)[0], *decoder.gaussian[k])
     latent_placement = {name: {key: round(float(np.mean([r[key] for r in per])), 3) for key in per[0]}
                         for name, per in rows.items()}
     for name, figures in latent_placement.items():
@@ -139,7 +150,8 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         "unseen real through the cVAE, true labels": Variant(
             ARM, given(Images(reconstruct(model, pool, device), pool.labels)), False, "through-cvae-true-labels"),
         **{f"{name}, conditioning labels": decoded(name) for name in (
-            "prior aggregate (train latents)", "prior gaussian, spread 1", "gaussian fitted to unseen latents, spread 1")},
+            "prior aggregate (train latents)", "prior gaussian, spread 1",
+            "gaussian fitted to unseen latents, spread 1")},
     }
     return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": list(per_class.values()),
             "reference_per_class": REFERENCE, "latents_per_source": PER_SOURCE,

@@ -342,11 +342,12 @@ def faults_table() -> str:
     return "\n".join(lines)
 
 
-def variants_table(name: str) -> str:
-    """benchmarks/pipeline_runs.py's variants (real_oracle.py, label_mix.py, generator_oracle.py, pixel_blends.py):
-    per variant the val and test means over evaluate's seeds on each pipeline seed measured, and the test lift over
-    the first variant, averaged over them."""
-    pipelines = load(name)["pipelines"]
+def variants_table(*names: str) -> str:
+    """benchmarks/pipeline_runs.py's variants (real_oracle.py, label_mix.py, generator_oracle.py, pixel_blends.py,
+    latent_oracle.py), from one result file or several (their pipelines in turn): per variant the val and test means
+    over evaluate's seeds on each pipeline seed measured, and the test lift over the first variant, averaged over
+    them."""
+    pipelines = [p for name in names for p in load(name)["pipelines"]]
     seeds = [r["pipeline_seed"] for r in pipelines]
     lines = ["| variant | " + " | ".join(f"pipeline seed {s}: val | test" for s in seeds) +
              " | lift (test, mean over pipeline seeds) |",
@@ -416,6 +417,22 @@ def prior_spread_table() -> str:
     return "\n".join(lines)
 
 
+LATENT_ORACLE = [f"latent_oracle-100-seed{seed}-fp32-cvae-augment-6000.json" for seed in (0, 1, 2)]
+
+
+def latent_placement_table() -> str:
+    """latent_oracle.py's latent placement: per source, the mean over the pipeline seeds of the per-class medians."""
+    pipelines = [p for name in LATENT_ORACLE for p in load(name)["pipelines"]]
+    lines = ["| latents | to the nearest train latent | to the nearest unseen latent | unseen latent to the nearest "
+             "of these | unseen latents' Mahalanobis^2 / dim |", "|---|---:|---:|---:|---:|"]
+    for source in pipelines[0]["latent_placement"]:
+        cells = [f"{np.mean([p['latent_placement'][source][key] for p in pipelines]):.2f}"
+                 if key in pipelines[0]["latent_placement"][source] else "—"
+                 for key in ("to_train", "to_unseen", "unseen_to_these", "unseen_mahalanobis")]
+        lines.append(f"| {source} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_curve_csv() -> None:
     """benchmarks/results/learning_curve.csv, dvc.yaml's learning-curve plot, from the same rows."""
     (RESULTS / "learning_curve.csv").write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
@@ -436,6 +453,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "generator_oracle": lambda: variants_table("generator_oracle-100-fp32.json"),
           "pixel_blends": lambda: variants_table("pixel_blends-100-fp32.json"),
           "pixel_blends_10": lambda: variants_table("pixel_blends-10-fp32.json"),
+          "latent_placement": latent_placement_table, "latent_oracle": lambda: variants_table(*LATENT_ORACLE),
           "cvae_augment": cvae_augment_table, "prior_spread": prior_spread_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
