@@ -379,7 +379,9 @@ def cvae_augment_table() -> str:
                 ("augment, 6,000 steps", f"protocol-100-seed{seed}-fp32-cvae-augment-6000.json", augmented),
                 # the same decoder (the prior is drawn after training): the same reconstructions
                 ("augment, 6,000 steps, prior gaussian", f"protocol-100-seed{seed}-fp32-cvae-augment-gaussian.json",
-                 augmented)]
+                 augmented),
+                ("augment, 6,000 steps, prior gaussian, latent_dim 16",
+                 f"protocol-100-seed{seed}-fp32-cvae-augment-gaussian-latent16.json", None)]
         rows = [r for r in rows if (RESULTS / r[1]).exists()]
         if len(rows) == 1:
             continue
@@ -418,11 +420,12 @@ def prior_spread_table() -> str:
 
 
 LATENT_ORACLE = [f"latent_oracle-100-seed{seed}-fp32-cvae-augment-6000.json" for seed in (0, 1, 2)]
+LATENT_ORACLE_16 = "latent_oracle-100-seed0-fp32-cvae-augment-latent16.json"  # generator.latent_dim 16
 
 
-def latent_placement_table() -> str:
+def latent_placement_table(*names: str) -> str:
     """latent_oracle.py's latent placement: per source, the mean over the pipeline seeds of the per-class medians."""
-    pipelines = [p for name in LATENT_ORACLE for p in load(name)["pipelines"]]
+    pipelines = [p for name in names for p in load(name)["pipelines"]]
     lines = ["| latents | to the nearest train latent | to the nearest unseen latent | unseen latent to the nearest "
              "of these | unseen latents' Mahalanobis^2 / dim |", "|---|---:|---:|---:|---:|"]
     for source in pipelines[0]["latent_placement"]:
@@ -453,7 +456,10 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "generator_oracle": lambda: variants_table("generator_oracle-100-fp32.json"),
           "pixel_blends": lambda: variants_table("pixel_blends-100-fp32.json"),
           "pixel_blends_10": lambda: variants_table("pixel_blends-10-fp32.json"),
-          "latent_placement": latent_placement_table, "latent_oracle": lambda: variants_table(*LATENT_ORACLE),
+          "latent_placement": lambda: latent_placement_table(*LATENT_ORACLE),
+          "latent_oracle": lambda: variants_table(*LATENT_ORACLE),
+          "latent_placement_16": lambda: latent_placement_table(LATENT_ORACLE_16),
+          "latent_oracle_16": lambda: variants_table(LATENT_ORACLE_16),
           "cvae_augment": cvae_augment_table, "prior_spread": prior_spread_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
