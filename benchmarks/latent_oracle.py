@@ -10,11 +10,13 @@ unseen image's latent (are they where images are?); how far each unseen image's 
 theirs (do they cover the class?); for a Gaussian, the unseen latents' mean squared Mahalanobis distance under it
 over the dimension (1 where they follow it). The sources: other unseen images (what a perfect prior gives), the
 product's priors on the train posteriors (aggregate, interpolated, gaussian at spread 1 and at the pipeline's
-prior_spread; drawn as generate draws them), and the gaussian prior's Gaussian fitted to the pool's other unseen
+prior_spread; drawn as generate draws them), the gaussian prior's Gaussian fitted to the pool's other unseen
 posteriors (thousands a class, not 90) at spread 1: is it the estimate from 90 images or the Gaussian's shape that
-misplaces the samples? Then the synthetic arm trained on decoded latents with their labels (hard, as
-`evaluate.synthetic_labels: hard`; every one, no label check; as many a class as the samples): the train
-posteriors (prior aggregate), the Gaussian fitted to them and the Gaussian fitted to unseen latents, beside the
+misplaces the samples?, and the gaussian prior's latents at spread 1 decoded and encoded again CYCLES times (the
+encoder moves them towards where it puts images). Then the synthetic arm trained on decoded latents with their
+labels (hard, as `evaluate.synthetic_labels: hard`; every one, no label check; as many a class as the samples): the
+train posteriors (prior aggregate), the Gaussian fitted to them, the Gaussian fitted to unseen latents and the
+re-encoded Gaussian, beside the
 pipeline's own runs and, read back from generator_oracle.py's work folder when --work is the same, the unseen real
 images and their reconstructions. Val chooses nothing here; test reports. Writes the figures, the machine and the
 command as JSON (--out). Never asserted in tests.
@@ -36,12 +38,15 @@ from benchmarks.pipeline_runs import Variant, on_each_pipeline, pipelines_parser
 from benchmarks.real_oracle import ARM, first_of_each_class, oracle_inputs  # noqa: E402
 from components import paths  # noqa: E402
 from components.generation.sample import generate_class_range, prior_latents, sample_seeds  # noqa: E402
-from components.models import cvae  # noqa: E402
-from components.pixels import to_input  # noqa: E402
+from components.device import autocast  # noqa: E402
+from components.models import cgan, cvae  # noqa: E402
+from components.pixels import to_input, to_uint8  # noqa: E402
 from components.training.downstream import Context, Images  # noqa: E402
 
 REFERENCE = 1000  # unseen images a class the latents are measured against
 PER_SOURCE = 1000  # latents a class from each source
+CYCLES = 3  # decode-encode cycles of the re-encoded Gaussian
+REENCODED = f"prior gaussian, spread 1, re-encoded {CYCLES} times"
 
 
 def main() -> None:
@@ -58,6 +63,35 @@ def posteriors(model: cvae.CVAE, images: Images, device: torch.device,
              for i in range(0, len(images), batch_size)]
     return (torch.cat([m for m, _ in parts]).double().cpu(),
             torch.cat([v for _, v in parts]).double().mul(0.5).exp().cpu())
+
+
+@torch.no_grad()
+def reencoded(model: cvae.CVAE, latents: torch.Tensor, label: int, device: torch.device,
+              cycles: int = CYCLES, batch_size: int = 512) -> torch.Tensor:
+    """float64 latents on the CPU: each decoded with `label` and encoded again (its posterior mean), `cycles` times.
+    The encoder was trained on images, not on latents: a cycle moves a latent towards where it puts images."""
+    out = []
+    for i in range(0, len(latents), batch_size):
+        z = latents[i:i + batch_size].float().to(device)
+        y = torch.full((len(z),), label, dtype=torch.int64, device=device)
+        for _ in range(cycles):
+            z = model.encoder(model.decoder(z, y), y)[0]
+        out.append(z.double().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def decode(decoder: cvae.Decoder, latents: torch.Tensor, label: int, device: torch.device,
+           batch_size: int = 256) -> np.ndarray:
+    """uint8 images of `latents` decoded with `label`, as generate decodes (full batches, autocast, to_uint8)."""
+    parts = []
+    for i in range(0, len(latents), batch_size):
+        z = latents[i:i + batch_size].float()
+        padded = torch.cat([z, z.new_zeros(batch_size - len(z), z.shape[1])]).to(device)
+        labels = torch.full((batch_size,), label, dtype=torch.int64, device=device)
+        with autocast(device):
+            parts.append(to_uint8(cgan.sample(decoder, labels, padded))[:len(z)])
+    return np.concatenate(parts)
 
 
 def placement(latents: torch.Tensor, train: torch.Tensor, reference: torch.Tensor) -> dict:
@@ -119,6 +153,10 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         if decoder.gaussian:
             for k, row in zip(classes, rows[name]):
                 row["unseen_mahalanobis"] = mahalanobis(unseen(k, pool_means)[0], *decoder.gaussian[k])
+    cvae.set_posterior(decoder, priors["prior gaussian, spread 1"])
+    gaussian_latents = lambda k, count: prior_latents(decoder, k, sample_seeds(pipeline_seed, k, 0, count))  # noqa: E731
+    rows[REENCODED] = [placement(reencoded(model, gaussian_latents(k, PER_SOURCE), k, device),
+                                 train[train_labels == k], unseen(k, pool_means)[0]) for k in classes]
     latent_placement = {name: {key: round(float(np.mean([r[key] for r in per])), 3) for key in per[0]}
                         for name, per in rows.items()}
     for name, figures in latent_placement.items():
@@ -142,6 +180,15 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         return Variant(ARM, replace(ctx, params=hard, sets=replace(ctx.sets, synthetic=Images(images, labels))),
                        False, folder)
 
+    def decoded_reencoded() -> Variant:
+        """The synthetic arm on the re-encoded Gaussian's latents, decoded, as many a class as the samples."""
+        cvae.set_posterior(decoder, priors["prior gaussian, spread 1"])
+        images = np.concatenate([decode(decoder, reencoded(model, gaussian_latents(k, n), k, device), k, device)
+                                 for k, n in sorted(per_class.items())])
+        labels = np.concatenate([np.full(n, k, np.int64) for k, n in sorted(per_class.items())])
+        return Variant(ARM, replace(ctx, params=hard, sets=replace(ctx.sets, synthetic=Images(images, labels))),
+                       False, f"gaussian-reencoded-{CYCLES}")
+
     variants = {
         "real_classic (taken)": Variant("real_classic", ctx, True, "taken"),
         f"{ARM} (taken)": Variant(ARM, ctx, True, "taken"),
@@ -152,6 +199,7 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         **{f"{name}, conditioning labels": decoded(name) for name in (
             "prior aggregate (train latents)", "prior gaussian, spread 1",
             "gaussian fitted to unseen latents, spread 1")},
+        f"{REENCODED}, conditioning labels": decoded_reencoded(),
     }
     return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": list(per_class.values()),
             "reference_per_class": REFERENCE, "latents_per_source": PER_SOURCE,
