@@ -16,10 +16,9 @@ misplaces the samples?, and the gaussian prior's latents at spread 1 decoded and
 encoder moves them towards where it puts images). Then the synthetic arm trained on decoded latents with their
 labels (hard, as `evaluate.synthetic_labels: hard`; every one, no label check; as many a class as the samples): the
 train posteriors (prior aggregate), the Gaussian fitted to them, the Gaussian fitted to unseen latents and the
-re-encoded Gaussian, beside the
-pipeline's own runs and, read back from generator_oracle.py's work folder when --work is the same, the unseen real
-images and their reconstructions. Val chooses nothing here; test reports. Writes the figures, the machine and the
-command as JSON (--out). Never asserted in tests.
+re-encoded Gaussian, beside the pipeline's own runs and, read back from generator_oracle.py's work folder when --work
+is the same, the unseen real images and their reconstructions. Val chooses nothing here; test reports. Writes the
+figures, the machine and the command as JSON (--out). Never asserted in tests.
 
     python benchmarks/latent_oracle.py --data /tmp/aug/s0/per_class-100:0 --work /tmp/oracle-aug
 """
@@ -37,8 +36,8 @@ from benchmarks.generator_oracle import reconstruct, trained_cvae  # noqa: E402
 from benchmarks.pipeline_runs import Variant, on_each_pipeline, pipelines_parser, train_variants  # noqa: E402
 from benchmarks.real_oracle import ARM, first_of_each_class, oracle_inputs  # noqa: E402
 from components import paths  # noqa: E402
-from components.generation.sample import generate_class_range, prior_latents, sample_seeds  # noqa: E402
 from components.device import autocast  # noqa: E402
+from components.generation.sample import generate_class_range, prior_latents, sample_seeds  # noqa: E402
 from components.models import cgan, cvae  # noqa: E402
 from components.pixels import to_input, to_uint8  # noqa: E402
 from components.training.downstream import Context, Images  # noqa: E402
@@ -110,7 +109,7 @@ def mahalanobis(latents: torch.Tensor, centre: torch.Tensor, factor: torch.Tenso
 
 
 def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
-    """Latent placement per source (no training), then the synthetic arm on three sources' decoded latents."""
+    """Latent placement per source (no training), then the synthetic arm on four sources' decoded latents."""
     ctx, _, per_class, pool = oracle_inputs(data, pipeline_seed, overrides)
     params, device, classes = ctx.params, ctx.device, range(ctx.num_classes)
     model = trained_cvae(data, params, ctx.num_classes, pool.images.shape[-1], device)
@@ -154,7 +153,10 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
             for k, row in zip(classes, rows[name]):
                 row["unseen_mahalanobis"] = mahalanobis(unseen(k, pool_means)[0], *decoder.gaussian[k])
     cvae.set_posterior(decoder, priors["prior gaussian, spread 1"])
-    gaussian_latents = lambda k, count: prior_latents(decoder, k, sample_seeds(pipeline_seed, k, 0, count))  # noqa: E731
+
+    def gaussian_latents(k: int, count: int) -> torch.Tensor:
+        return prior_latents(decoder, k, sample_seeds(pipeline_seed, k, 0, count))
+
     rows[REENCODED] = [placement(reencoded(model, gaussian_latents(k, PER_SOURCE), k, device),
                                  train[train_labels == k], unseen(k, pool_means)[0]) for k in classes]
     latent_placement = {name: {key: round(float(np.mean([r[key] for r in per])), 3) for key in per[0]}
@@ -170,24 +172,24 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         return replace(ctx, params=hard, sets=replace(ctx.sets, synthetic=Images(images.images[chosen],
                                                                                    images.labels[chosen])))
 
-    def decoded(name: str) -> Variant:
-        """The synthetic arm on the decoded latents of prior `name`, as many a class as the samples."""
-        set_prior(name)
-        images = np.concatenate([generate_class_range(decoder, k, 0, n, pipeline_seed, device=device)
-                                 for k, n in sorted(per_class.items())])
+    def on_images(draw, folder: str) -> Variant:
+        """The synthetic arm, hard labels, on draw(k, n) images of each class k, as many a class as the samples."""
+        images = np.concatenate([draw(k, n) for k, n in sorted(per_class.items())])
         labels = np.concatenate([np.full(n, k, np.int64) for k, n in sorted(per_class.items())])
-        folder = name.split(" (")[0].replace(",", "").replace(" ", "-")
         return Variant(ARM, replace(ctx, params=hard, sets=replace(ctx.sets, synthetic=Images(images, labels))),
                        False, folder)
 
+    def decoded(name: str) -> Variant:
+        """The synthetic arm on the decoded latents of prior `name`, drawn as generate draws them."""
+        set_prior(name)
+        return on_images(lambda k, n: generate_class_range(decoder, k, 0, n, pipeline_seed, device=device),
+                         name.split(" (")[0].replace(",", "").replace(" ", "-"))
+
     def decoded_reencoded() -> Variant:
-        """The synthetic arm on the re-encoded Gaussian's latents, decoded, as many a class as the samples."""
-        cvae.set_posterior(decoder, priors["prior gaussian, spread 1"])
-        images = np.concatenate([decode(decoder, reencoded(model, gaussian_latents(k, n), k, device), k, device)
-                                 for k, n in sorted(per_class.items())])
-        labels = np.concatenate([np.full(n, k, np.int64) for k, n in sorted(per_class.items())])
-        return Variant(ARM, replace(ctx, params=hard, sets=replace(ctx.sets, synthetic=Images(images, labels))),
-                       False, f"gaussian-reencoded-{CYCLES}")
+        """The synthetic arm on the re-encoded Gaussian's latents, decoded."""
+        cvae.set_posterior(decoder, priors["prior gaussian, spread 1"])  # gaussian_latents draws from it
+        return on_images(lambda k, n: decode(decoder, reencoded(model, gaussian_latents(k, n), k, device), k, device),
+                         f"gaussian-reencoded-{CYCLES}")
 
     variants = {
         "real_classic (taken)": Variant("real_classic", ctx, True, "taken"),
