@@ -9,16 +9,17 @@ latents a source: how far each source's latents lie from the nearest train image
 unseen image's latent (are they where images are?); how far each unseen image's latent lies from the nearest of
 theirs (do they cover the class?); for a Gaussian, the unseen latents' mean squared Mahalanobis distance under it
 over the dimension (1 where they follow it). The sources: other unseen images (what a perfect prior gives), the
-product's priors on the train posteriors (aggregate, interpolated, gaussian at spread 1 and at the pipeline's
-prior_spread; drawn as generate draws them), the gaussian prior's Gaussian fitted to the pool's other unseen
-posteriors (thousands a class, not 90) at spread 1: is it the estimate from 90 images or the Gaussian's shape that
-misplaces the samples?, and the gaussian prior's latents at spread 1 decoded and encoded again CYCLES times (the
-encoder moves them towards where it puts images). Then the synthetic arm trained on decoded latents with their
-labels (hard, as `evaluate.synthetic_labels: hard`; every one, no label check; as many a class as the samples): the
-train posteriors (prior aggregate), the Gaussian fitted to them, the Gaussian fitted to unseen latents and the
-re-encoded Gaussian, beside the pipeline's own runs and, read back from generator_oracle.py's work folder when --work
-is the same, the unseen real images and their reconstructions. Val chooses nothing here; test reports. Writes the
-figures, the machine and the command as JSON (--out). Never asserted in tests.
+product's priors (standard, N(0, I), which the KL term pulls every posterior towards; on the train posteriors
+aggregate, interpolated, gaussian at spread 1 and at the pipeline's prior_spread; drawn as generate draws them), the
+gaussian prior's Gaussian fitted to the pool's other unseen posteriors (thousands a class, not 90) at spread 1: is
+it the estimate from 90 images or the Gaussian's shape that misplaces the samples?, and the gaussian prior's latents
+at spread 1 decoded and encoded again CYCLES times (the encoder moves them towards where it puts images). Then the
+synthetic arm trained on decoded latents with their labels (hard, as `evaluate.synthetic_labels: hard`; every one,
+no label check; as many a class as the samples): the standard prior's latents, the train posteriors (prior
+aggregate), the Gaussian fitted to them, the Gaussian fitted to unseen latents and the re-encoded Gaussian, beside
+the pipeline's own runs and, read back from generator_oracle.py's work folder when --work is the same, the unseen
+real images and their reconstructions. Val chooses nothing here; test reports. Writes the figures, the machine and
+the command as JSON (--out). Never asserted in tests.
 
     python benchmarks/latent_oracle.py --data /tmp/aug/s0/per_class-100:0 --work /tmp/oracle-aug
 """
@@ -128,13 +129,16 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         """Per class, the gaussian prior's Gaussian (class_gaussian) of the unseen posteriors outside the reference."""
         return {k: cvae.class_gaussian(unseen(k, pool_means)[1], unseen(k, pool_stds)[1], spread) for k in classes}
 
-    priors = {"prior aggregate (train latents)": {**bank, "mix": cvae.PRIOR_MIX["aggregate"]},
+    priors = {"prior standard": None,
+              "prior aggregate (train latents)": {**bank, "mix": cvae.PRIOR_MIX["aggregate"]},
               "prior interpolated": {**bank, "mix": cvae.PRIOR_MIX["interpolated"]},
               "prior gaussian, spread 1": {**bank, "mix": 0.0, "spread": 1.0},
               f"prior gaussian, spread {params.train_generator.cvae.prior_spread:g}":
                   {**bank, "mix": 0.0, "spread": params.train_generator.cvae.prior_spread},
               "gaussian fitted to unseen latents, spread 1": {**bank, "mix": 0.0, "spread": 1.0}}
     unseen_gaussian = fitted_to_unseen(1.0)
+    dim = train.shape[1]
+    standard = {k: (torch.zeros(dim, dtype=torch.float64), torch.eye(dim, dtype=torch.float64)) for k in classes}
 
     def set_prior(name: str) -> None:
         cvae.set_posterior(decoder, priors[name])
@@ -149,9 +153,10 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         set_prior(name)
         rows[name] = [placement(prior_latents(decoder, k, sample_seeds(pipeline_seed, k, 0, PER_SOURCE)).double(),
                                 train[train_labels == k], unseen(k, pool_means)[0]) for k in classes]
-        if decoder.gaussian:
+        gaussians = decoder.gaussian or (None if decoder.posterior else standard)
+        if gaussians:
             for k, row in zip(classes, rows[name]):
-                row["unseen_mahalanobis"] = mahalanobis(unseen(k, pool_means)[0], *decoder.gaussian[k])
+                row["unseen_mahalanobis"] = mahalanobis(unseen(k, pool_means)[0], *gaussians[k])
     cvae.set_posterior(decoder, priors["prior gaussian, spread 1"])
 
     def gaussian_latents(k: int, count: int) -> torch.Tensor:
@@ -199,7 +204,7 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         "unseen real through the cVAE, true labels": Variant(
             ARM, given(Images(reconstruct(model, pool, device), pool.labels)), False, "through-cvae-true-labels"),
         **{f"{name}, conditioning labels": decoded(name) for name in (
-            "prior aggregate (train latents)", "prior gaussian, spread 1",
+            "prior standard", "prior aggregate (train latents)", "prior gaussian, spread 1",
             "gaussian fitted to unseen latents, spread 1")},
         f"{REENCODED}, conditioning labels": decoded_reencoded(),
     }
