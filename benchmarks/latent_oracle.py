@@ -12,14 +12,17 @@ over the dimension (1 where they follow it). The sources: other unseen images (w
 product's priors (standard, N(0, I), which the KL term pulls every posterior towards; on the train posteriors
 aggregate, interpolated, gaussian at spread 1 and at the pipeline's prior_spread; drawn as generate draws them), the
 gaussian prior's Gaussian fitted to the pool's other unseen posteriors (thousands a class, not 90) at spread 1: is
-it the estimate from 90 images or the Gaussian's shape that misplaces the samples?, and the gaussian prior's latents
-at spread 1 decoded and encoded again CYCLES times (the encoder moves them towards where it puts images). Then the
-synthetic arm trained on decoded latents with their labels (hard, as `evaluate.synthetic_labels: hard`; every one,
-no label check; as many a class as the samples): the standard prior's latents, the train posteriors (prior
-aggregate), the Gaussian fitted to them, the Gaussian fitted to unseen latents and the re-encoded Gaussian, beside
-the pipeline's own runs and, read back from generator_oracle.py's work folder when --work is the same, the unseen
-real images and their reconstructions. Val chooses nothing here; test reports. Writes the figures, the machine and
-the command as JSON (--out). Never asserted in tests.
+it the estimate from 90 images or the Gaussian's shape that misplaces the samples?, the train latents' Gaussian with
+its covariance shrunk towards the pooled one (every class's posteriors about their class's mean: 900 images, not 90;
+the share per class chosen from SHRINKAGES by the held-out likelihood of the class's train latents, SHRINKAGE_FOLDS
+folds, nothing unseen), and the gaussian prior's latents at spread 1 decoded and encoded again CYCLES times (the
+encoder moves them towards where it puts images). Then the synthetic arm trained on decoded latents with their
+labels (hard, as `evaluate.synthetic_labels: hard`; every one, no label check; as many a class as the samples): the
+standard prior's latents, the train posteriors (prior aggregate), the Gaussian fitted to them, the Gaussian fitted
+to unseen latents, the shrunk Gaussian and the re-encoded Gaussian, beside the pipeline's own runs and, read back
+from generator_oracle.py's work folder when --work is the same, the unseen real images and their reconstructions.
+Val chooses nothing here; test reports. Writes the figures, the machine and the command as JSON (--out). Never
+asserted in tests.
 
     python benchmarks/latent_oracle.py --data /tmp/aug/s0/per_class-100:0 --work /tmp/oracle-aug
 """
@@ -47,6 +50,9 @@ REFERENCE = 1000  # unseen images a class the latents are measured against
 PER_SOURCE = 1000  # latents a class from each source
 CYCLES = 3  # decode-encode cycles of the re-encoded Gaussian
 REENCODED = f"prior gaussian, spread 1, re-encoded {CYCLES} times"
+SHRINKAGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # chosen from by held-out likelihood on train latents
+SHRINKAGE_FOLDS = 10
+SHRUNK = "gaussian shrunk to the pooled covariance, spread 1"
 
 
 def main() -> None:
@@ -109,6 +115,37 @@ def mahalanobis(latents: torch.Tensor, centre: torch.Tensor, factor: torch.Tenso
     return float(whitened.pow(2).sum(0).mean() / len(centre))
 
 
+def pooled_covariance(means: torch.Tensor, stds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The covariance class_gaussian fits, of every class's posteriors about their class's mean, pooled over the
+    classes (weighted by their counts): one shape estimated from all the train images, not from 90."""
+    parts = [(labels == k).sum() * (torch.cov(means[labels == k].T, correction=0)
+                                    + torch.diag(stds[labels == k].pow(2).mean(0)))
+             for k in labels.unique().tolist()]
+    return sum(parts) / len(labels)
+
+
+def shrunk_gaussian(means: torch.Tensor, stds: torch.Tensor, pooled: torch.Tensor, shrinkage: float,
+                    spread: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """class_gaussian's (centre, factor) with its covariance moved `shrinkage` of the way to `pooled`."""
+    centre, factor = cvae.class_gaussian(means, stds, 1.0)
+    covariance = (1 - shrinkage) * factor @ factor.T + shrinkage * pooled
+    return centre, spread * torch.linalg.cholesky(covariance)
+
+
+def held_out_nll(means: torch.Tensor, stds: torch.Tensor, pooled: torch.Tensor, shrinkage: float,
+                 folds: int = SHRINKAGE_FOLDS) -> float:
+    """The mean negative log-likelihood of a class's train latents, each under the shrunk Gaussian fitted to the
+    other folds (fixed folds: every fold-th image)."""
+    total = 0.0
+    for fold in range(folds):
+        held = torch.zeros(len(means), dtype=torch.bool)
+        held[fold::folds] = True
+        centre, factor = shrunk_gaussian(means[~held], stds[~held], pooled, shrinkage, 1.0)
+        whitened = torch.linalg.solve_triangular(factor, (means[held] - centre).T, upper=False)
+        total += float(0.5 * whitened.pow(2).sum(0).sum() + held.sum() * torch.log(torch.diagonal(factor)).sum())
+    return total / len(means)
+
+
 def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict:
     """Latent placement per source (no training), then the synthetic arm on four sources' decoded latents."""
     ctx, _, per_class, pool = oracle_inputs(data, pipeline_seed, overrides)
@@ -135,8 +172,16 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
               "prior gaussian, spread 1": {**bank, "mix": 0.0, "spread": 1.0},
               f"prior gaussian, spread {params.train_generator.cvae.prior_spread:g}":
                   {**bank, "mix": 0.0, "spread": params.train_generator.cvae.prior_spread},
-              "gaussian fitted to unseen latents, spread 1": {**bank, "mix": 0.0, "spread": 1.0}}
+              "gaussian fitted to unseen latents, spread 1": {**bank, "mix": 0.0, "spread": 1.0},
+              SHRUNK: {**bank, "mix": 0.0, "spread": 1.0}}
     unseen_gaussian = fitted_to_unseen(1.0)
+    pooled = pooled_covariance(train, bank["stds"].double(), train_labels)
+    shrinkage = {k: min(SHRINKAGES, key=lambda a: held_out_nll(train[train_labels == k],
+                                                               bank["stds"].double()[train_labels == k], pooled, a))
+                 for k in classes}
+    print(f"pipeline seed {pipeline_seed}, shrinkage per class (held-out likelihood): {shrinkage}", flush=True)
+    shrunk_gaussians = {k: shrunk_gaussian(train[train_labels == k], bank["stds"].double()[train_labels == k],
+                                           pooled, shrinkage[k], 1.0) for k in classes}
     dim = train.shape[1]
     standard = {k: (torch.zeros(dim, dtype=torch.float64), torch.eye(dim, dtype=torch.float64)) for k in classes}
 
@@ -144,6 +189,8 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         cvae.set_posterior(decoder, priors[name])
         if name.startswith("gaussian fitted to unseen"):
             decoder.gaussian = unseen_gaussian
+        if name == SHRUNK:
+            decoder.gaussian = shrunk_gaussians
 
     rows: dict[str, list[dict]] = {"unseen images (others)": []}
     for k in classes:
@@ -205,12 +252,12 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
             ARM, given(Images(reconstruct(model, pool, device), pool.labels)), False, "through-cvae-true-labels"),
         **{f"{name}, conditioning labels": decoded(name) for name in (
             "prior standard", "prior aggregate (train latents)", "prior gaussian, spread 1",
-            "gaussian fitted to unseen latents, spread 1")},
+            "gaussian fitted to unseen latents, spread 1", SHRUNK)},
         f"{REENCODED}, conditioning labels": decoded_reencoded(),
     }
     return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": list(per_class.values()),
             "reference_per_class": REFERENCE, "latents_per_source": PER_SOURCE,
-            "latent_placement": latent_placement, **train_variants(variants, data, pipeline_seed, work)}
+            "shrinkage": shrinkage, "latent_placement": latent_placement, **train_variants(variants, data, pipeline_seed, work)}
 
 
 if __name__ == "__main__":
