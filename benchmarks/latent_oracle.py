@@ -8,25 +8,26 @@ encoder, Euclidean distances, medians over the class), against 1,000 unseen imag
 latents a source: how far each source's latents lie from the nearest train image's latent; how far from the nearest
 unseen image's latent (are they where images are?); how far each unseen image's latent lies from the nearest of
 theirs (do they cover the class?); for a Gaussian, the unseen latents' mean squared Mahalanobis distance under it
-over the dimension (1 where they follow it). The sources: other unseen images (what a perfect prior gives), the
-product's priors (standard, N(0, I), which the KL term pulls every posterior towards; on the train posteriors
-aggregate, interpolated, gaussian at spread 1 and at the pipeline's prior_spread; drawn as generate draws them), the
-gaussian prior's Gaussian fitted to the pool's other unseen posteriors (thousands a class, not 90) at spread 1: is
-it the estimate from 90 images or the Gaussian's shape that misplaces the samples?, the train latents' Gaussian with
-its covariance shrunk towards the pooled one (every class's posteriors about their class's mean: 900 images, not 90;
-the share per class chosen from SHRINKAGES by the held-out likelihood of the class's train latents, SHRINKAGE_FOLDS
-folds, nothing unseen), and the gaussian prior's latents at spread 1 decoded and encoded again CYCLES times (the
-encoder moves them towards where it puts images). Then the synthetic arm trained on decoded latents with their
-labels (hard, as `evaluate.synthetic_labels: hard`; every one, no label check; as many a class as the samples): the
-standard prior's latents, the train posteriors (prior aggregate), the Gaussian fitted to them, the Gaussian fitted
-to unseen latents, the shrunk Gaussian and the re-encoded Gaussian, beside the pipeline's own runs and, read back
-from generator_oracle.py's work folder when --work is the same, the unseen real images and their reconstructions.
-Val chooses nothing here; test reports. Writes the figures, the machine and the command as JSON (--out). Never
-asserted in tests.
+over the dimension (1 where they follow it) and their negative log-likelihood under it. The sources: other unseen
+images (what a perfect prior gives), the product's priors (standard, N(0, I), which the KL term pulls every
+posterior towards; on the train posteriors aggregate, interpolated, gaussian at spread 1 and at the pipeline's
+prior_spread; drawn as generate draws them), the gaussian prior's Gaussian fitted to the pool's other unseen
+posteriors (thousands a class, not 90) at spread 1: is it the estimate from 90 images or the Gaussian's shape that
+misplaces the samples?, the train latents' Gaussian with its covariance shrunk towards the pooled one (every class's
+posteriors about their class's mean: 900 images, not 90; the share per class chosen from SHRINKAGES by the held-out
+likelihood of the class's train latents, SHRINKAGE_FOLDS folds, nothing unseen), and the gaussian prior's latents at
+spread 1 decoded and encoded again CYCLES times (the encoder moves them towards where it puts images). Then the
+synthetic arm trained on decoded latents with their labels (hard, as `evaluate.synthetic_labels: hard`; every one,
+no label check; as many a class as the samples): the standard prior's latents, the train posteriors (prior
+aggregate), the Gaussian fitted to them, the Gaussian fitted to unseen latents, the shrunk Gaussian and the
+re-encoded Gaussian, beside the pipeline's own runs and, read back from generator_oracle.py's work folder when
+--work is the same, the unseen real images and their reconstructions. Val chooses nothing here; test reports. Writes
+the figures, the machine and the command as JSON (--out). Never asserted in tests.
 
     python benchmarks/latent_oracle.py --data /tmp/aug/s0/per_class-100:0 --work /tmp/oracle-aug
 """
 
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -113,6 +114,13 @@ def mahalanobis(latents: torch.Tensor, centre: torch.Tensor, factor: torch.Tenso
     latent dimension: 1 where they follow it, above 1 where they lie outside what it expects."""
     whitened = torch.linalg.solve_triangular(factor, (latents - centre).T, upper=False)
     return float(whitened.pow(2).sum(0).mean() / len(centre))
+
+
+def nll(latents: torch.Tensor, centre: torch.Tensor, factor: torch.Tensor) -> float:
+    """The mean negative log-likelihood of `latents` under the Gaussian (centre, factor @ factor.T), in nats over
+    the latent dimension: lower where it fits them, and unlike the Mahalanobis figure not lowered by a wider one."""
+    log_det = 2 * float(torch.log(torch.diagonal(factor)).sum())
+    return 0.5 * (mahalanobis(latents, centre, factor) + log_det / len(centre) + math.log(2 * math.pi))
 
 
 def pooled_covariance(means: torch.Tensor, stds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -204,6 +212,7 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         if gaussians:
             for k, row in zip(classes, rows[name]):
                 row["unseen_mahalanobis"] = mahalanobis(unseen(k, pool_means)[0], *gaussians[k])
+                row["unseen_nll"] = nll(unseen(k, pool_means)[0], *gaussians[k])
     cvae.set_posterior(decoder, priors["prior gaussian, spread 1"])
 
     def gaussian_latents(k: int, count: int) -> torch.Tensor:

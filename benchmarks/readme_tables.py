@@ -381,7 +381,9 @@ def cvae_augment_table() -> str:
                 ("augment, 6,000 steps, prior gaussian", f"protocol-100-seed{seed}-fp32-cvae-augment-gaussian.json",
                  augmented),
                 ("augment, 6,000 steps, prior gaussian, latent_dim 16",
-                 f"protocol-100-seed{seed}-fp32-cvae-augment-gaussian-latent16.json", None)]
+                 f"protocol-100-seed{seed}-fp32-cvae-augment-gaussian-latent16.json", None),
+                ("augment, 6,000 steps, prior gaussian, beta 2",
+                 f"protocol-100-seed{seed}-fp32-cvae-augment-gaussian-beta2.json", None)]
         rows = [r for r in rows if (RESULTS / r[1]).exists()]
         if len(rows) == 1:
             continue
@@ -426,12 +428,15 @@ LATENT_ORACLE_16 = "latent_oracle-100-seed0-fp32-cvae-augment-latent16.json"  # 
 def latent_placement_table(*names: str) -> str:
     """latent_oracle.py's latent placement: per source, the mean over the pipeline seeds of the per-class medians."""
     pipelines = [p for name in names for p in load(name)["pipelines"]]
-    lines = ["| latents | to the nearest train latent | to the nearest unseen latent | unseen latent to the nearest "
-             "of these | unseen latents' Mahalanobis^2 / dim |", "|---|---:|---:|---:|---:|"]
+    columns = {"to_train": "to the nearest train latent", "to_unseen": "to the nearest unseen latent",
+               "unseen_to_these": "unseen latent to the nearest of these",
+               "unseen_mahalanobis": "unseen latents' Mahalanobis^2 / dim", "unseen_nll": "unseen latents' NLL / dim"}
+    measured = {key for figures in pipelines[0]["latent_placement"].values() for key in figures}
+    columns = {key: title for key, title in columns.items() if key in measured}  # older runs lack the NLL
+    lines = ["| latents | " + " | ".join(columns.values()) + " |", "|---|" + "---:|" * len(columns)]
     for source in pipelines[0]["latent_placement"]:
         cells = [f"{np.mean([p['latent_placement'][source][key] for p in pipelines]):.2f}"
-                 if key in pipelines[0]["latent_placement"][source] else "—"
-                 for key in ("to_train", "to_unseen", "unseen_to_these", "unseen_mahalanobis")]
+                 if key in pipelines[0]["latent_placement"][source] else "—" for key in columns]
         lines.append(f"| {source} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
