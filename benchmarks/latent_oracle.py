@@ -15,14 +15,15 @@ prior_spread; drawn as generate draws them), the gaussian prior's Gaussian fitte
 posteriors (thousands a class, not 90) at spread 1: is it the estimate from 90 images or the Gaussian's shape that
 misplaces the samples?, the train latents' Gaussian with its covariance shrunk towards the pooled one (every class's
 posteriors about their class's mean: 900 images, not 90; the share per class chosen from SHRINKAGES by the held-out
-likelihood of the class's train latents, SHRINKAGE_FOLDS folds, nothing unseen), and the gaussian prior's latents at
-spread 1 decoded and encoded again CYCLES times (the encoder moves them towards where it puts images). Then the
-synthetic arm trained on decoded latents with their labels (hard, as `evaluate.synthetic_labels: hard`; every one,
-no label check; as many a class as the samples): the standard prior's latents, the train posteriors (prior
-aggregate), the Gaussian fitted to them, the Gaussian fitted to unseen latents, the shrunk Gaussian and the
-re-encoded Gaussian, beside the pipeline's own runs and, read back from generator_oracle.py's work folder when
---work is the same, the unseen real images and their reconstructions. Val chooses nothing here; test reports. Writes
-the figures, the machine and the command as JSON (--out). Never asserted in tests.
+likelihood of the class's train latents, SHRINKAGE_FOLDS folds, nothing unseen), the train and unseen Gaussians'
+mean and covariance swapped (which of the two does the unseen-fitted Gaussian get right?), and the gaussian prior's
+latents at spread 1 decoded and encoded again CYCLES times (the encoder moves them towards where it puts images).
+Then the synthetic arm trained on decoded latents with their labels (hard, as `evaluate.synthetic_labels: hard`;
+every one, no label check; as many a class as the samples): the standard prior's latents, the train posteriors
+(prior aggregate), the Gaussian fitted to them, the Gaussian fitted to unseen latents, the shrunk Gaussian, the two
+swapped ones and the re-encoded Gaussian, beside the pipeline's own runs and, read back from generator_oracle.py's
+work folder when --work is the same, the unseen real images and their reconstructions. Val chooses nothing here;
+test reports. Writes the figures, the machine and the command as JSON (--out). Never asserted in tests.
 
     python benchmarks/latent_oracle.py --data /tmp/aug/s0/per_class-100:0 --work /tmp/oracle-aug
 """
@@ -54,6 +55,8 @@ REENCODED = f"prior gaussian, spread 1, re-encoded {CYCLES} times"
 SHRINKAGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # chosen from by held-out likelihood on train latents
 SHRINKAGE_FOLDS = 10
 SHRUNK = "gaussian shrunk to the pooled covariance, spread 1"
+UNSEEN_MEAN = "unseen latents' mean, train latents' covariance"
+UNSEEN_COVARIANCE = "train latents' mean, unseen latents' covariance"
 
 
 def main() -> None:
@@ -181,8 +184,12 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
               f"prior gaussian, spread {params.train_generator.cvae.prior_spread:g}":
                   {**bank, "mix": 0.0, "spread": params.train_generator.cvae.prior_spread},
               "gaussian fitted to unseen latents, spread 1": {**bank, "mix": 0.0, "spread": 1.0},
-              SHRUNK: {**bank, "mix": 0.0, "spread": 1.0}}
+              SHRUNK: {**bank, "mix": 0.0, "spread": 1.0},
+              UNSEEN_MEAN: {**bank, "mix": 0.0, "spread": 1.0},
+              UNSEEN_COVARIANCE: {**bank, "mix": 0.0, "spread": 1.0}}
     unseen_gaussian = fitted_to_unseen(1.0)
+    train_gaussian = {k: cvae.class_gaussian(train[train_labels == k], bank["stds"].double()[train_labels == k], 1.0)
+                      for k in classes}
     pooled = pooled_covariance(train, bank["stds"].double(), train_labels)
     shrinkage = {k: min(SHRINKAGES, key=lambda a: held_out_nll(train[train_labels == k],
                                                                bank["stds"].double()[train_labels == k], pooled, a))
@@ -193,12 +200,16 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
     dim = train.shape[1]
     standard = {k: (torch.zeros(dim, dtype=torch.float64), torch.eye(dim, dtype=torch.float64)) for k in classes}
 
+    # the Gaussians not fitted to the train latents alone (the rest: set_posterior fits them)
+    own_gaussians = {"gaussian fitted to unseen latents, spread 1": unseen_gaussian, SHRUNK: shrunk_gaussians,
+                     # which of the two, the mean or the covariance, makes the unseen-fitted Gaussian teach more?
+                     UNSEEN_MEAN: {k: (unseen_gaussian[k][0], train_gaussian[k][1]) for k in classes},
+                     UNSEEN_COVARIANCE: {k: (train_gaussian[k][0], unseen_gaussian[k][1]) for k in classes}}
+
     def set_prior(name: str) -> None:
         cvae.set_posterior(decoder, priors[name])
-        if name.startswith("gaussian fitted to unseen"):
-            decoder.gaussian = unseen_gaussian
-        if name == SHRUNK:
-            decoder.gaussian = shrunk_gaussians
+        if name in own_gaussians:
+            decoder.gaussian = own_gaussians[name]
 
     rows: dict[str, list[dict]] = {"unseen images (others)": []}
     for k in classes:
@@ -244,7 +255,7 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         """The synthetic arm on the decoded latents of prior `name`, drawn as generate draws them."""
         set_prior(name)
         return on_images(lambda k, n: generate_class_range(decoder, k, 0, n, pipeline_seed, device=device),
-                         name.split(" (")[0].replace(",", "").replace(" ", "-"))
+                         name.split(" (")[0].replace(",", "").replace("'", "").replace(" ", "-"))
 
     def decoded_reencoded() -> Variant:
         """The synthetic arm on the re-encoded Gaussian's latents, decoded."""
@@ -261,7 +272,7 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
             ARM, given(Images(reconstruct(model, pool, device), pool.labels)), False, "through-cvae-true-labels"),
         **{f"{name}, conditioning labels": decoded(name) for name in (
             "prior standard", "prior aggregate (train latents)", "prior gaussian, spread 1",
-            "gaussian fitted to unseen latents, spread 1", SHRUNK)},
+            "gaussian fitted to unseen latents, spread 1", SHRUNK, UNSEEN_MEAN, UNSEEN_COVARIANCE)},
         f"{REENCODED}, conditioning labels": decoded_reencoded(),
     }
     return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": list(per_class.values()),
