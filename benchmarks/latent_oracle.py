@@ -135,12 +135,11 @@ def pooled_covariance(means: torch.Tensor, stds: torch.Tensor, labels: torch.Ten
     return sum(parts) / len(labels)
 
 
-def shrunk_gaussian(means: torch.Tensor, stds: torch.Tensor, pooled: torch.Tensor, shrinkage: float,
-                    spread: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """class_gaussian's (centre, factor) with its covariance moved `shrinkage` of the way to `pooled`."""
+def shrunk_gaussian(means: torch.Tensor, stds: torch.Tensor, pooled: torch.Tensor,
+                    shrinkage: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """class_gaussian's (centre, factor) at spread 1 with its covariance moved `shrinkage` of the way to `pooled`."""
     centre, factor = cvae.class_gaussian(means, stds, 1.0)
-    covariance = (1 - shrinkage) * factor @ factor.T + shrinkage * pooled
-    return centre, spread * torch.linalg.cholesky(covariance)
+    return centre, torch.linalg.cholesky((1 - shrinkage) * factor @ factor.T + shrinkage * pooled)
 
 
 def held_out_nll(means: torch.Tensor, stds: torch.Tensor, pooled: torch.Tensor, shrinkage: float,
@@ -151,7 +150,7 @@ def held_out_nll(means: torch.Tensor, stds: torch.Tensor, pooled: torch.Tensor, 
     for fold in range(folds):
         held = torch.zeros(len(means), dtype=torch.bool)
         held[fold::folds] = True
-        centre, factor = shrunk_gaussian(means[~held], stds[~held], pooled, shrinkage, 1.0)
+        centre, factor = shrunk_gaussian(means[~held], stds[~held], pooled, shrinkage)
         whitened = torch.linalg.solve_triangular(factor, (means[held] - centre).T, upper=False)
         total += float(0.5 * whitened.pow(2).sum(0).sum() + held.sum() * torch.log(torch.diagonal(factor)).sum())
     return total / len(means)
@@ -188,15 +187,15 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
               UNSEEN_MEAN: {**bank, "mix": 0.0, "spread": 1.0},
               UNSEEN_COVARIANCE: {**bank, "mix": 0.0, "spread": 1.0}}
     unseen_gaussian = fitted_to_unseen(1.0)
-    train_gaussian = {k: cvae.class_gaussian(train[train_labels == k], bank["stds"].double()[train_labels == k], 1.0)
+    train_stds = bank["stds"].double()
+    train_gaussian = {k: cvae.class_gaussian(train[train_labels == k], train_stds[train_labels == k], 1.0)
                       for k in classes}
-    pooled = pooled_covariance(train, bank["stds"].double(), train_labels)
-    shrinkage = {k: min(SHRINKAGES, key=lambda a: held_out_nll(train[train_labels == k],
-                                                               bank["stds"].double()[train_labels == k], pooled, a))
-                 for k in classes}
+    pooled = pooled_covariance(train, train_stds, train_labels)
+    shrinkage = {k: min(SHRINKAGES, key=lambda a: held_out_nll(train[train_labels == k], train_stds[train_labels == k],
+                                                               pooled, a)) for k in classes}
     print(f"pipeline seed {pipeline_seed}, shrinkage per class (held-out likelihood): {shrinkage}", flush=True)
-    shrunk_gaussians = {k: shrunk_gaussian(train[train_labels == k], bank["stds"].double()[train_labels == k],
-                                           pooled, shrinkage[k], 1.0) for k in classes}
+    shrunk_gaussians = {k: shrunk_gaussian(train[train_labels == k], train_stds[train_labels == k], pooled,
+                                           shrinkage[k]) for k in classes}
     dim = train.shape[1]
     standard = {k: (torch.zeros(dim, dtype=torch.float64), torch.eye(dim, dtype=torch.float64)) for k in classes}
 
@@ -277,7 +276,8 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
     }
     return {"data": str(data), "pipeline_seed": pipeline_seed, "unseen_per_class": list(per_class.values()),
             "reference_per_class": REFERENCE, "latents_per_source": PER_SOURCE,
-            "shrinkage": shrinkage, "latent_placement": latent_placement, **train_variants(variants, data, pipeline_seed, work)}
+            "shrinkage": shrinkage, "latent_placement": latent_placement,
+            **train_variants(variants, data, pipeline_seed, work)}
 
 
 if __name__ == "__main__":
