@@ -144,15 +144,13 @@ def shrunk_gaussian(means: torch.Tensor, stds: torch.Tensor, pooled: torch.Tenso
 
 def held_out_nll(means: torch.Tensor, stds: torch.Tensor, pooled: torch.Tensor, shrinkage: float,
                  folds: int = SHRINKAGE_FOLDS) -> float:
-    """The mean negative log-likelihood of a class's train latents, each under the shrunk Gaussian fitted to the
-    other folds (fixed folds: every fold-th image)."""
+    """The mean negative log-likelihood (as `nll`) of a class's train latents, each under the shrunk Gaussian fitted
+    to the other folds (fixed folds: every fold-th image)."""
     total = 0.0
     for fold in range(folds):
         held = torch.zeros(len(means), dtype=torch.bool)
         held[fold::folds] = True
-        centre, factor = shrunk_gaussian(means[~held], stds[~held], pooled, shrinkage)
-        whitened = torch.linalg.solve_triangular(factor, (means[held] - centre).T, upper=False)
-        total += float(0.5 * whitened.pow(2).sum(0).sum() + held.sum() * torch.log(torch.diagonal(factor)).sum())
+        total += nll(means[held], *shrunk_gaussian(means[~held], stds[~held], pooled, shrinkage)) * int(held.sum())
     return total / len(means)
 
 
@@ -210,26 +208,27 @@ def compare(data: Path, pipeline_seed: int, work: Path, overrides: dict) -> dict
         if name in own_gaussians:
             decoder.gaussian = own_gaussians[name]
 
+    reference = {k: unseen(k, pool_means)[0] for k in classes}
     rows: dict[str, list[dict]] = {"unseen images (others)": []}
     for k in classes:
-        reference, rest = unseen(k, pool_means)
-        rows["unseen images (others)"].append(placement(rest[:PER_SOURCE], train[train_labels == k], reference))
+        rest = unseen(k, pool_means)[1]
+        rows["unseen images (others)"].append(placement(rest[:PER_SOURCE], train[train_labels == k], reference[k]))
     for name in priors:
         set_prior(name)
         rows[name] = [placement(prior_latents(decoder, k, sample_seeds(pipeline_seed, k, 0, PER_SOURCE)).double(),
-                                train[train_labels == k], unseen(k, pool_means)[0]) for k in classes]
+                                train[train_labels == k], reference[k]) for k in classes]
         gaussians = decoder.gaussian or (None if decoder.posterior else standard)
         if gaussians:
             for k, row in zip(classes, rows[name]):
-                row["unseen_mahalanobis"] = mahalanobis(unseen(k, pool_means)[0], *gaussians[k])
-                row["unseen_nll"] = nll(unseen(k, pool_means)[0], *gaussians[k])
+                row["unseen_mahalanobis"] = mahalanobis(reference[k], *gaussians[k])
+                row["unseen_nll"] = nll(reference[k], *gaussians[k])
     cvae.set_posterior(decoder, priors["prior gaussian, spread 1"])
 
     def gaussian_latents(k: int, count: int) -> torch.Tensor:
         return prior_latents(decoder, k, sample_seeds(pipeline_seed, k, 0, count))
 
     rows[REENCODED] = [placement(reencoded(model, gaussian_latents(k, PER_SOURCE), k, device),
-                                 train[train_labels == k], unseen(k, pool_means)[0]) for k in classes]
+                                 train[train_labels == k], reference[k]) for k in classes]
     latent_placement = {name: {key: round(float(np.mean([r[key] for r in per])), 3) for key in per[0]}
                         for name, per in rows.items()}
     for name, figures in latent_placement.items():
