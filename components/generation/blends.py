@@ -6,11 +6,12 @@ far as the cVAE's interpolated prior moves a latent towards a second train image
 label and duplicate checks with the filter's params (filtering.check: the judge names their class, with
 min_confidence if set; no nearer a real train image than the duplicate threshold; not the realism check, which
 needs the outlier scorer), as many a class as asked, made in rounds until a class has its count or MAX_ROUNDS have
-passed (then it keeps fewer). Every draw is seeded by the seed and the class: the same params give the same
-blends.
+passed (then it keeps fewer): `checked_candidates`, which takes any maker of candidates. Every draw is seeded by
+the seed and the class: the same params give the same blends.
 """
 
 import math
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -37,19 +38,34 @@ def blend_pairs(images: np.ndarray, members: np.ndarray, count: int, rng: np.ran
 def checked_blends(images: np.ndarray, labels: np.ndarray, per_class: dict[int, int], judge: classifier.Classifier,
                    f: FilterParams, seed: int, device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Blends of the uint8 (N, H, W, C) train images of each class in `per_class`, as many as it says, that pass
-    the checks: (images, labels, the judge's probabilities, a report of what was made, rejected and kept per
-    class, and the duplicate threshold). A class with fewer than two train images gets none."""
+    the checks (checked_candidates). A class with fewer than two train images gets none."""
+    def make(label: int, count: int, rng: np.random.Generator) -> np.ndarray:
+        members = np.flatnonzero(labels == label)
+        return blend_pairs(images, members, count, rng) if len(members) >= 2 else images[:0]
+
+    return checked_candidates(make, images, per_class, judge, f, seed, device)
+
+
+def checked_candidates(make: Callable[[int, int, np.random.Generator], np.ndarray], images: np.ndarray,
+                       per_class: dict[int, int], judge: classifier.Classifier, f: FilterParams, seed: int,
+                       device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Candidates of each class in `per_class`, as many as it says, that pass the filter's label and duplicate
+    checks against the uint8 (N, H, W, C) real train `images`: (images, labels, the judge's probabilities, a
+    report of what was made, rejected and kept per class, and the duplicate threshold). `make(label, count, rng)`
+    gives `count` uint8 candidates of the class (none where it can make none), drawing from `rng`, which is seeded
+    by the seed and the class."""
     real_features = classifier.embed(judge, images, f.batch_size, device)
     duplicate = filtering.duplicate_threshold(real_features, f.duplicate_ratio)
     kept_images, kept_labels, kept_probs = [], [], []
     report = {"made": 0, "rejected": {"label": 0, "duplicate": 0}, "kept": {}, "duplicate_threshold": duplicate}
     for label, count in sorted(per_class.items()):
-        members = np.flatnonzero(labels == label)
         rng, kept = np.random.default_rng([seed, label]), 0
-        for _ in range(MAX_ROUNDS if len(members) >= 2 else 0):
+        for _ in range(MAX_ROUNDS):
             if kept == count:
                 break
-            candidates = blend_pairs(images, members, 2 * (count - kept), rng)
+            candidates = make(label, 2 * (count - kept), rng)
+            if not len(candidates):
+                break
             probs, nearest = judge_images(candidates, judge, real_features, f.batch_size, device)
             scores = pd.DataFrame({"label": label, "judge_label": probs.argmax(1), "judge_confidence": probs[:, label],
                                    "outlier_score": 0.0, "nn_distance": nearest})
