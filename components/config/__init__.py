@@ -53,9 +53,19 @@ class Params(Section):
         if self.prepare.source.kind == "sklearn-digits" and self.classic.hflip:
             raise ValueError("classic.hflip is true, but prepare.source is sklearn-digits: a mirrored digit is no "
                              "digit (or another one). Set classic.hflip: false")
-        if self.prepare.source.kind == "sklearn-digits" and self.train_generator.cvae.augment.hflip:
-            raise ValueError("train_generator.cvae.augment.hflip is true, but prepare.source is sklearn-digits: a "
+        kind = self.generator.kind  # the recipe in use: the others' augment is never read
+        recipe = getattr(self.train_generator, kind, None)
+        if self.prepare.source.kind == "sklearn-digits" and recipe is not None and recipe.augment.hflip:
+            raise ValueError(f"train_generator.{kind}.augment.hflip is true, but prepare.source is sklearn-digits: a "
                              "mirrored digit is no digit (or another one). Set it to false")
+        return self
+
+    @model_validator(mode="after")
+    def _diffusion_size(self) -> "Params":
+        if self.generator.kind == "diffusion" and self.generator.size % 4:
+            raise ValueError(f"generator.size {self.generator.size}: the diffusion model's U-Net halves the images "
+                             "twice, so generator.kind diffusion needs a size that is a multiple of 4 (e.g. 28 with "
+                             "upscale.factor 1, or 16)")
         return self
 
     @model_validator(mode="after")

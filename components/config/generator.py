@@ -14,10 +14,12 @@ class GeneratorParams(Section):
     """The generator's architecture; generate rebuilds the model from these (saved beside the weights).
 
     kind cgan: the conditional GAN (components/models/cgan.py); cvae: the conditional VAE
-    (components/models/cvae.py), whose decoder is built like the cGAN's generator from the same keys.
+    (components/models/cvae.py), whose decoder is built like the cGAN's generator from the same keys;
+    diffusion: a class-conditional diffusion model (components/models/diffusion.py), whose U-Net is set in its
+    recipe, train_generator.diffusion (it reads `size` alone here, which must then be a multiple of 4).
     """
 
-    kind: Literal["cgan", "cvae"] = "cvae"
+    kind: Literal["cgan", "cvae", "diffusion"] = "cvae"
     size: int = Field(28, le=1024)      # side of the square images it trains on and samples
     latent_dim: int = Field(64, ge=1)
     width: int = Field(64, ge=4)        # channels at full resolution, doubled at each coarser one
@@ -86,10 +88,51 @@ class CvaeParams(FitParams):
         return super().not_shaping() | {"prior", "prior_spread"} | (set() if self.augment.on else {"augment"})
 
 
+class DiffusionParams(FitParams):
+    """The diffusion model's U-Net and training (generator.kind: diffusion), on the shared loop.
+
+    The U-Net learns to predict the noise added to a train image at a random one of `timesteps` (cosine
+    schedule), the class as an embedding added to the time's; `width` channels at full size, twice that at half
+    and quarter size. Generate samples with DDIM in `sample_steps` steps (fewer: faster, coarser; it leaves the
+    weights alone, so changing it never retrains). `augment` as the cVAE's, mirrored by default (set hflip false
+    for digits, letters, anything whose mirror is another class).
+    """
+
+    steps: int = Field(6000, ge=1)
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    schedule: Literal["constant", "cosine", "onecycle"] = "cosine"
+    warmup: float = Field(0.025, ge=0, lt=1)
+    ema_decay: float | None = Field(0.999, ge=0, lt=1)
+    checkpoint_every: int = Field(500, ge=1)
+    width: int = Field(32, ge=2)
+    embedding: int = Field(128, ge=2)
+    timesteps: int = Field(1000, ge=2)
+    sample_steps: int = Field(25, ge=1)
+    augment: TrainAugment = TrainAugment(hflip=True)   # as measured on Fashion-MNIST (README); false for digits
+
+    @field_validator("embedding")
+    @classmethod
+    def _even_embedding(cls, embedding: int) -> int:
+        if embedding % 2:
+            raise ValueError("must be even (half sines, half cosines of the timestep)")
+        return embedding
+
+    @model_validator(mode="after")
+    def _steps_within_timesteps(self) -> "DiffusionParams":
+        if self.sample_steps > self.timesteps:
+            raise ValueError(f"sample_steps ({self.sample_steps}) must be at most timesteps ({self.timesteps})")
+        return self
+
+    def not_shaping(self) -> set[str]:
+        return super().not_shaping() | {"sample_steps"}
+
+
 class TrainGeneratorParams(Section):
-    """The GAN training loop (the keys at this level) and, under `cvae:`, the cVAE's recipe: only the
-    one of generator.kind is used. Changing `steps` upwards resumes from the last checkpoint (same
-    weights as a straight run); changing anything else that shapes training starts again from step 0."""
+    """The GAN training loop (the keys at this level) and, under `cvae:` and `diffusion:`, the cVAE's and the
+    diffusion model's recipes: only the one of generator.kind is used. Changing `steps` upwards resumes from the
+    last checkpoint (same weights as a straight run); changing anything else that shapes training starts again
+    from step 0."""
 
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -111,6 +154,7 @@ class TrainGeneratorParams(Section):
     # processes that train together (torchrun, DDP): one per GPU, or on the CPU; 1: this process
     nproc: int = Field(1, ge=1, le=64)
     cvae: CvaeParams = CvaeParams()
+    diffusion: DiffusionParams = DiffusionParams()
 
     @field_validator("betas")
     @classmethod
@@ -121,7 +165,8 @@ class TrainGeneratorParams(Section):
 
     @model_validator(mode="after")
     def _batch_splits_over_processes(self) -> "TrainGeneratorParams":
-        for key, size in (("batch_size", self.batch_size), ("cvae.batch_size", self.cvae.batch_size)):
+        for key, size in (("batch_size", self.batch_size), ("cvae.batch_size", self.cvae.batch_size),
+                          ("diffusion.batch_size", self.diffusion.batch_size)):
             if size % self.nproc:
                 raise ValueError(f"train_generator.{key} ({size}) must be a multiple of train_generator.nproc "
                                  f"({self.nproc}): each process takes an equal slice of a batch")

@@ -8,6 +8,7 @@ Images are (N, C, H, W) in [-1, 1].
   code (a shifted or erased pixel becomes 0, mid-grey).
 - classic: the standard small-image recipe (pad-and-crop shift, flip, cutout), with black fill (-1), the
   background of Fashion-MNIST-like data. Done on the batch where it trains, not per image on the CPU.
+- shift_flip: classic without the erased square, for the generators' own train batches (their recipe's augment).
 """
 
 from collections.abc import Sequence
@@ -16,7 +17,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from components.config.transforms import ClassicParams
+from components import ranks
+from components.config.generator import TrainAugment
+from components.config.transforms import ClassicParams, Erase
 
 
 class Rows(NamedTuple):
@@ -116,3 +119,14 @@ def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5, fill
 
 
 POLICIES = {"color": color, "translation": translation, "cutout": cutout}
+
+
+def shift_flip(x: torch.Tensor, augment: TrainAugment, rng: torch.Generator, batch_size: int) -> torch.Tensor:
+    """A generator's train batch (this process's rows of `batch_size`) shifted and mirrored as its recipe's
+    `augment` says (the classic augmentation without its erased square, which a generator would learn to draw),
+    with the draws the whole batch would give those rows; unchanged when it is off."""
+    if not augment.on:
+        return x
+    mine = ranks.my_slice(torch.arange(batch_size, device=x.device))
+    return classic(x, ClassicParams(shift=augment.shift, hflip=augment.hflip, erase=Erase(p=0)), rng,
+                   None if ranks.world() == 1 else Rows(mine, batch_size))

@@ -1,5 +1,5 @@
-"""train_generator: train the conditional generator (generator.kind: cgan or cvae, components/training/generators.py)
-on the prepared train split, into data/models/generator.
+"""train_generator: train the conditional generator (generator.kind: cgan, cvae or diffusion,
+components/training/generators.py) on the prepared train split, into data/models/generator.
 
 The output folder persists between runs (dvc.yaml: persist: true): a killed run resumes from its
 last checkpoint, and raising train_generator.steps continues a finished one.

@@ -12,11 +12,10 @@ import torch
 
 from components import paths, ranks
 from components.config.generator import GeneratorParams, TrainGeneratorParams
-from components.config.transforms import ClassicParams, Erase
 from components.generation.sample import class_grid
 from components.plots import save_grid
 from components.models import cvae
-from components.models.augment import Rows, classic
+from components.models.augment import shift_flip
 from components.training import checkpoint
 from components.training.fit import DeviceImages, check_data, fit
 
@@ -30,14 +29,11 @@ def train_cvae(images: np.ndarray, labels: np.ndarray, class_names: list[str], g
     check_data(images, labels, len(class_names), class_names)
     data = DeviceImages(images, labels, device, gp.size)
     model = cvae.build(gp, len(class_names), images.shape[-1], seed)
-    shift_flip = ClassicParams(shift=tp.augment.shift, hflip=tp.augment.hflip, erase=Erase(p=0))
 
     def batch_metrics(m: cvae.CVAE, rng: torch.Generator, step: int) -> torch.Tensor:
         x, y, _ = data.batch(tp.batch_size, rng)   # under torchrun: this rank's slice, of latents too
         eps = ranks.my_slice(torch.randn(tp.batch_size, gp.latent_dim, generator=rng, device=device))
-        if tp.augment.on:  # the draws of the whole batch, this process's rows of them (as DiffAugment's)
-            mine = ranks.my_slice(torch.arange(tp.batch_size, device=device))
-            x = classic(x, shift_flip, rng, None if ranks.world() == 1 else Rows(mine, tp.batch_size))
+        x = shift_flip(x, tp.augment, rng, tp.batch_size)
         logits, mean, logvar = m(x, y, eps)
         recon = cvae.reconstruction_nll(logits, x, tp.likelihood).mean()
         kl = cvae.kl_divergence(mean, logvar).mean()

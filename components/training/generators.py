@@ -17,8 +17,9 @@ from types import ModuleType
 import torch
 
 from components.config.generator import TrainGeneratorParams
-from components.models import cgan, cvae, model_file
+from components.models import cgan, cvae, diffusion, model_file
 from components.training.cvae import train_cvae
+from components.training.diffusion import train_diffusion
 from components.training.gan import train_gan
 
 
@@ -33,6 +34,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     cgan.KIND: Kind(cgan, train_gan, lambda tp: tp),
     cvae.KIND: Kind(cvae, train_cvae, lambda tp: tp.cvae),
+    diffusion.KIND: Kind(diffusion, train_diffusion, lambda tp: tp.diffusion),
 }
 MISSING = "no trained generator; run the train_generator stage first"
 
