@@ -1,11 +1,14 @@
 """Would a diffusion model's samples help more? A small class-conditional DDPM in the cVAE's place.
 
 Issue 12's cVAE levers have all been measured; this is the generator family it does not name. A small U-Net
-(three levels, 28 -> 14 -> 7, base width 32, ~0.5M weights) learns to predict the noise of the pipeline's real
-train images: 6,000 steps of 64, a cosine noise schedule of 1,000 timesteps, the class as an embedding added to the
-time's, horizontal flips where `classic.hflip` allows them, AdamW with a warm-up then cosine decay, an EMA of the
-weights; on the CPU like every trainer here, autocast to bf16 where the CPU computes it (as the trainers are). It is
-sampled with DDIM (eta 0) in 25 steps, the starting noise drawn per class from the seed.
+(generator.kind diffusion's, components/models/diffusion.py: three levels, 28 -> 14 -> 7, base width 32, ~0.5M
+weights) learns to predict the noise of the pipeline's real train images: 6,000 steps of 64, a cosine noise schedule
+of 1,000 timesteps, the class as an embedding added to the time's, horizontal flips where `classic.hflip` allows
+them, AdamW with a warm-up then cosine decay, an EMA of the weights, gradients clipped at norm 1; on the CPU like
+every trainer here, autocast to bf16 where the CPU computes it (as the trainers are). Its own loop, not the
+product's trainer (components/training/diffusion.py, which came after it and differs in its random draws, warm-up
+and EMA start and clips nothing). It is sampled with generator.kind diffusion's sampler, DDIM (eta 0) in 25 steps,
+the starting noise drawn per class from the seed.
 The candidates go through the filter's label and duplicate checks, topped up to as many a class as the pipeline's
 synthetic set holds (components/generation/blends.py's `checked_candidates`, as evaluate's blends), and are trained
 in the samples' place as the samples are: on the judge's soft labels, and on their class's label
@@ -26,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,8 +38,10 @@ from benchmarks.prior_spread import REFERENCE, distances  # noqa: E402
 from benchmarks.real_oracle import ARM, first_of_each_class, oracle_inputs  # noqa: E402
 from components.data.atomic import atomic_file  # noqa: E402
 from components.device import autocast, resolve_precision  # noqa: E402
+from components.config.generator import DiffusionParams, GeneratorParams  # noqa: E402
 from components.generation.blends import checked_candidates  # noqa: E402
 from components.models import classifier  # noqa: E402
+from components.models.diffusion import Sampler, UNet, alpha_bar, noised  # noqa: E402
 from components.training.downstream import Images  # noqa: E402
 
 
@@ -57,56 +61,10 @@ class Recipe:
     sample_steps: int = 25
     sample_batch: int = 500
 
-
-class Block(nn.Module):
-    """A residual block whose first convolution's output is shifted by the time-and-class embedding."""
-
-    def __init__(self, cin: int, cout: int, embedding: int):
-        super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(8, cin), nn.Conv2d(cin, cout, 3, padding=1)
-        self.shift = nn.Linear(embedding, cout)
-        self.norm2, self.conv2 = nn.GroupNorm(8, cout), nn.Conv2d(cout, cout, 3, padding=1)
-        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
-
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x))) + self.shift(e)[:, :, None, None]
-        return self.conv2(F.silu(self.norm2(h))) + self.skip(x)
-
-
-class UNet(nn.Module):
-    """Noise prediction at full, half and quarter size (28, 14, 7 for Fashion-MNIST), skips between the levels."""
-
-    def __init__(self, channels: int, classes: int, r: Recipe):
-        super().__init__()
-        w, e = r.width, r.embedding
-        self.half = e // 2
-        self.time = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
-        self.label = nn.Embedding(classes, e)
-        self.inp = nn.Conv2d(channels, w, 3, padding=1)
-        self.down = nn.ModuleList([Block(w, w, e), Block(w, 2 * w, e), Block(2 * w, 2 * w, e)])
-        self.middle = Block(2 * w, 2 * w, e)
-        self.up = nn.ModuleList([Block(4 * w, 2 * w, e), Block(4 * w, w, e), Block(2 * w, w, e)])
-        self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, channels, 3, padding=1))
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        freqs = torch.exp(-math.log(1e4) * torch.arange(self.half, device=x.device) / self.half)
-        angles = t[:, None].float() * freqs[None]
-        e = self.time(torch.cat([angles.sin(), angles.cos()], 1)) + self.label(y)
-        skips, h = [], self.inp(x)
-        for i, block in enumerate(self.down):
-            h = block(F.avg_pool2d(h, 2) if i else h, e)
-            skips.append(h)
-        h = self.middle(h, e)
-        for i, block in enumerate(self.up):
-            h = block(torch.cat([F.interpolate(h, scale_factor=2) if i else h, skips.pop()], 1), e)
-        return self.out(h)
-
-
-def alpha_bar(r: Recipe) -> torch.Tensor:
-    """The cosine schedule's cumulative signal share at each of the timesteps (Nichol and Dhariwal, 2021)."""
-    s = torch.linspace(0, 1, r.timesteps + 1, dtype=torch.float64)
-    f = torch.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
-    return (f[1:] / f[0]).clamp(min=1e-5).float()
+    def net(self) -> DiffusionParams:
+        """The U-Net's and the sampler's settings, as generator.kind diffusion takes them."""
+        return DiffusionParams(width=self.width, embedding=self.embedding, timesteps=self.timesteps,
+                               sample_steps=self.sample_steps)
 
 
 def to_unit(images: np.ndarray) -> torch.Tensor:
@@ -118,14 +76,14 @@ def train(images: np.ndarray, labels: np.ndarray, classes: int, hflip: bool, see
           precision: str) -> UNet:
     """The EMA weights after r.steps of noise prediction on the images (on the CPU, autocast to `precision`);
     read from `file` where a run saved them."""
-    model = UNet(images.shape[-1], classes, r)
+    model = UNet(images.shape[-1], classes, r.net())
     if file.exists():
         model.load_state_dict(torch.load(file))
         return model.eval()
     torch.manual_seed(seed)
-    ema = UNet(images.shape[-1], classes, r)
+    ema = UNet(images.shape[-1], classes, r.net())
     ema.load_state_dict(model.state_dict())
-    x_all, y_all, abar = to_unit(images), torch.from_numpy(labels).long(), alpha_bar(r)
+    x_all, y_all, abar = to_unit(images), torch.from_numpy(np.array(labels)).long(), alpha_bar(r.timesteps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / r.warmup) * 0.5 * (
         1 + math.cos(math.pi * min(step, r.steps) / r.steps)))
@@ -138,9 +96,8 @@ def train(images: np.ndarray, labels: np.ndarray, classes: int, hflip: bool, see
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         t = torch.from_numpy(rng.integers(r.timesteps, size=r.batch_size))
         noise = torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32))
-        a = abar[t][:, None, None, None]
         with autocast(CPU, precision):
-            predicted = model(a.sqrt() * x + (1 - a).sqrt() * noise, t, y)
+            predicted = model(noised(x, t, noise, abar), t, y)
         loss = F.mse_loss(predicted.float(), noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -162,28 +119,19 @@ def train(images: np.ndarray, labels: np.ndarray, classes: int, hflip: bool, see
 @torch.no_grad()
 def sample(model: UNet, label: int, count: int, rng: np.random.Generator, shape: tuple[int, int, int],
            r: Recipe, precision: str) -> np.ndarray:
-    """`count` uint8 (N, H, W, C) images of the class: DDIM with eta 0 from noise drawn from `rng`, the network
-    autocast to `precision` (the trainer's: at 25 passes an image, sampling costs as much as training)."""
-    abar = alpha_bar(r)
-    times = torch.linspace(r.timesteps - 1, 0, r.sample_steps).round().long()
-    out = []
+    """`count` uint8 (N, H, W, C) images of the class: generator.kind diffusion's sampler (DDIM, eta 0) from noise
+    drawn from `rng`, autocast to `precision` (the trainer's: at 25 passes an image, sampling costs as much as
+    training)."""
     h, w, c = shape
-    noise = rng.standard_normal((count, c, h, w), dtype=np.float32)
+    sampler = Sampler(model, GeneratorParams(kind="diffusion", size=h), r.net())
+    noise = rng.standard_normal((count, c * h * w), dtype=np.float32)
+    out = [np.empty((0, h, w, c), np.uint8)]
     for begin in range(0, count, r.sample_batch):
-        x = torch.from_numpy(noise[begin:begin + r.sample_batch])
-        y = torch.full((len(x),), label, dtype=torch.long)
-        for i, t in enumerate(times):
-            a = abar[t]
-            with autocast(CPU, precision):
-                eps = model(x, t.repeat(len(x)), y).float()
-            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
-            if i + 1 == len(times):
-                x = x0
-            else:
-                a_next = abar[times[i + 1]]
-                x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * (x - a.sqrt() * x0) / (1 - a).sqrt()
+        z = torch.from_numpy(noise[begin:begin + r.sample_batch])
+        with autocast(CPU, precision):
+            x = sampler(z, torch.full((len(z),), label, dtype=torch.long))
         out.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
-    return np.concatenate(out) if out else np.empty((0, h, w, c), np.uint8)
+    return np.concatenate(out)
 
 
 def main() -> None:

@@ -441,6 +441,33 @@ def latent_placement_table(*names: str) -> str:
     return "\n".join(lines)
 
 
+DIFFUSION = [f"diffusion_samples-100-seed{seed}-bf16.json" for seed in (0, 1, 2)]
+
+
+def measured(names: list[str]) -> list[str]:
+    """Those of the result files that exist; FileNotFoundError (the table is skipped) where none does."""
+    there = [name for name in names if (RESULTS / name).exists()]
+    if not there:
+        raise FileNotFoundError(2, "not measured", names[0])
+    return there
+
+
+def diffusion_table() -> str:
+    """diffusion_samples.py per pipeline seed: its cost, what the filter made of its candidates, and the coverage of
+    the kept samples against unseen real images beside the pipeline's own samples'."""
+    lines = ["| pipeline seed | train s | sample + check s | made | rejected: label | rejected: duplicate | kept | "
+             "FD | precision | recall | pipeline's samples: FD | precision | recall |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in measured(DIFFUSION):
+        for r in load(name)["pipelines"]:
+            d, c = r["coverage"]["diffusion, kept"], r["coverage"]["pipeline's samples"]
+            lines.append(f"| {r['pipeline_seed']} | {r['seconds']['train']} | {r['seconds']['sample_and_check']} | "
+                         f"{r['made']} | {r['rejected']['label']} | {r['rejected']['duplicate']} | "
+                         f"{sum(r['kept'].values())} | {d['fd']:.3g} | {d['precision']:.3f} | {d['recall']:.3f} | "
+                         f"{c['fd']:.3g} | {c['precision']:.3f} | {c['recall']:.3f} |")
+    return "\n".join(lines)
+
+
 def write_curve_csv() -> None:
     """benchmarks/results/learning_curve.csv, dvc.yaml's learning-curve plot, from the same rows."""
     (RESULTS / "learning_curve.csv").write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
@@ -465,6 +492,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "latent_oracle": lambda: variants_table(*LATENT_ORACLE),
           "latent_placement_16": lambda: latent_placement_table(LATENT_ORACLE_16),
           "latent_oracle_16": lambda: variants_table(LATENT_ORACLE_16),
+          "diffusion": diffusion_table, "diffusion_arms": lambda: variants_table(*measured(DIFFUSION)),
           "cvae_augment": cvae_augment_table, "prior_spread": prior_spread_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),

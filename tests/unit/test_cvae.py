@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 from components import paths
@@ -29,16 +28,6 @@ from components.training.cvae import train_cvae
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 TINY = dict(latent_dim=8, width=8, embed_dim=4, max_width=32)
-DIGITS = [0, 1, 7]
-
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    data = load_digits()
-    keep = np.isin(data.target, DIGITS)
-    images = np.round(data.images[keep] * (255 / 16)).astype(np.uint8)[..., None]
-    return images, np.searchsorted(DIGITS, data.target[keep]).astype(np.int64)
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -21,8 +21,9 @@ from components.stages import prepare
 from components.stages import train_generator as train_stage
 from components.training import generators
 from components.training.diffusion import train_diffusion
-from tests.unit.test_cvae import digits, recognised  # noqa: F401 (digits: the module's fixture)
+from tests.unit.test_cvae import recognised
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 ARCH = GeneratorParams(kind="diffusion", size=8)
 NAMES = ["zero", "one", "seven"]

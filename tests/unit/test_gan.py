@@ -6,7 +6,6 @@ import csv
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
 from components.config.generator import GeneratorParams, TrainGeneratorParams
 from components.generation.sample import generate_class_range
@@ -20,15 +19,6 @@ CLASSES = ["zero", "one", "seven"]
 ARCH = GeneratorParams(size=8, latent_dim=16, width=16, embed_dim=8)
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_thread")  # small nets: a second thread only waits (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    data = load_digits()
-    keep = np.isin(data.target, [0, 1, 7])
-    images = np.round(data.images[keep] * (255 / 16)).astype(np.uint8)[..., None]
-    labels = np.searchsorted([0, 1, 7], data.target[keep]).astype(np.int64)
-    return images, labels
 
 
 def short(**changes) -> TrainGeneratorParams:
