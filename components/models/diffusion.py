@@ -39,8 +39,9 @@ class Block(nn.Module):
 
 
 def groups(channels: int) -> int:
-    """GroupNorm's groups: 8 where the channels allow, else one per channel pair or channel."""
-    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
+    """GroupNorm's groups: up to 8, of at least 2 channels each. A group of one channel would subtract the bias of
+    the convolution before it, whose gradient is then rounding noise that Adam scales up to full steps."""
+    return next(g for g in (8, 4, 2, 1) if channels % g == 0 and (channels // g >= 2 or g == 1))
 
 
 class UNet(nn.Module):
