@@ -101,15 +101,14 @@ class Sampler(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = z.float().view(len(z), self.channels, self.size, self.size)
         times = torch.linspace(len(self.abar) - 1, 0, self.sample_steps).round().long().tolist()
-        for i, t in enumerate(times):
+        for t, after in zip(times, [*times[1:], None]):
             a = self.abar[t]
             eps = self.net(x, torch.full((len(x),), t, device=x.device), labels).float()
             x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
-            if i + 1 == len(times):
-                return x0
-            after = self.abar[times[i + 1]]
-            x = after.sqrt() * x0 + (1 - after).sqrt() * (x - a.sqrt() * x0) / (1 - a).sqrt()
-        return x
+            if after is not None:  # the next, less noisy step; the last step's estimate is the image
+                b = self.abar[after]
+                x = b.sqrt() * x0 + (1 - b).sqrt() * (x - a.sqrt() * x0) / (1 - a).sqrt()
+        return x0
 
 
 def build(recipe: DiffusionParams, num_classes: int, channels: int, seed: int) -> UNet:
