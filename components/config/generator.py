@@ -96,6 +96,12 @@ class DiffusionParams(FitParams):
     and quarter size. Generate samples with DDIM in `sample_steps` steps (fewer: faster, coarser; it leaves the
     weights alone, so changing it never retrains). `augment` as the cVAE's, mirrored by default (set hflip false
     for digits, letters, anything whose mirror is another class).
+
+    Classifier-free guidance (Ho and Salimans, 2022): with `label_dropout` > 0 the U-Net also learns the images
+    without their class (that share of each batch gets a "no class" label), and generate mixes the two noise
+    predictions, eps(no class) + guidance x (eps(class) - eps(no class)): `guidance` 1 is the class-conditional
+    model alone, above 1 draws more typical samples of each class at twice the cost a step. Like `sample_steps`,
+    `guidance` never retrains.
     """
 
     steps: int = Field(6000, ge=1)
@@ -109,6 +115,8 @@ class DiffusionParams(FitParams):
     embedding: int = Field(128, ge=2)
     timesteps: int = Field(1000, ge=2)
     sample_steps: int = Field(25, ge=1)
+    label_dropout: float = Field(0.0, ge=0, lt=1)
+    guidance: float = Field(1.0, ge=0)
     augment: TrainAugment = TrainAugment(hflip=True)   # as measured on Fashion-MNIST (README); false for digits
 
     @field_validator("embedding")
@@ -122,10 +130,15 @@ class DiffusionParams(FitParams):
     def _steps_within_timesteps(self) -> "DiffusionParams":
         if self.sample_steps > self.timesteps:
             raise ValueError(f"sample_steps ({self.sample_steps}) must be at most timesteps ({self.timesteps})")
+        if self.guidance != 1 and not self.label_dropout:
+            raise ValueError(f"guidance {self.guidance} needs a model that also learnt the images without their "
+                             "class: set label_dropout above 0 (e.g. 0.1; it retrains), or guidance to 1")
         return self
 
     def not_shaping(self) -> set[str]:
-        return super().not_shaping() | {"sample_steps"}
+        # label_dropout 0 is the recipe from before the key existed: those runs' checkpoints still resume
+        unused = set() if self.label_dropout else {"label_dropout"}
+        return super().not_shaping() | {"sample_steps", "guidance"} | unused
 
 
 class TrainGeneratorParams(Section):

@@ -46,14 +46,15 @@ def groups(channels: int) -> int:
 
 class UNet(nn.Module):
     """Noise prediction eps(x_t, t, y): three levels with skips between them, the time and the class as one
-    embedding added in every block."""
+    embedding added in every block. Trained with label dropout, label `num_classes` is "no class"."""
 
     def __init__(self, channels: int, num_classes: int, p: DiffusionParams):
         super().__init__()
         w, e = p.width, p.embedding
-        self.half = e // 2
+        self.half, self.num_classes = e // 2, num_classes
         self.time = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
-        self.label = nn.Embedding(num_classes, e)
+        # the "no class" row only where it is learnt, so that models without it keep their initial weights
+        self.label = nn.Embedding(num_classes + (p.label_dropout > 0), e)
         self.inp = nn.Conv2d(channels, w, 3, padding=1)
         self.down = nn.ModuleList([Block(w, w, e), Block(w, 2 * w, e), Block(2 * w, 2 * w, e)])
         self.middle = Block(2 * w, 2 * w, e)
@@ -88,27 +89,38 @@ def noised(x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, abar: torch.Te
 
 
 class Sampler(nn.Module):
-    """The trained U-Net and its schedule, sampling with DDIM (eta 0) in `sample_steps` steps from the latent."""
+    """The trained U-Net and its schedule, sampling with DDIM (eta 0) in `sample_steps` steps from the latent,
+    guided by `guidance` (1: the class-conditional prediction alone)."""
 
     def __init__(self, net: UNet, params: GeneratorParams, recipe: DiffusionParams):
         super().__init__()
         self.net = net
         self.register_buffer("abar", alpha_bar(recipe.timesteps), persistent=False)
-        self.size, self.channels, self.num_classes = params.size, net.inp.in_channels, net.label.num_embeddings
+        self.size, self.channels, self.num_classes = params.size, net.inp.in_channels, net.num_classes
         self.latent_dim = self.channels * params.size * params.size
-        self.sample_steps = recipe.sample_steps
+        self.sample_steps, self.guidance = recipe.sample_steps, recipe.guidance
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = z.float().view(len(z), self.channels, self.size, self.size)
         times = torch.linspace(len(self.abar) - 1, 0, self.sample_steps).round().long().tolist()
         for t, after in zip(times, [*times[1:], None]):
             a = self.abar[t]
-            eps = self.net(x, torch.full((len(x),), t, device=x.device), labels).float()
+            eps = self.noise(x, t, labels)
             x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
             if after is not None:  # the next, less noisy step; the last step's estimate is the image
                 b = self.abar[after]
                 x = b.sqrt() * x0 + (1 - b).sqrt() * (x - a.sqrt() * x0) / (1 - a).sqrt()
         return x0
+
+    def noise(self, x: torch.Tensor, t: int, labels: torch.Tensor) -> torch.Tensor:
+        """The (guided) noise prediction at timestep t."""
+        times = torch.full((len(x),), t, device=x.device)
+        if self.guidance == 1:
+            return self.net(x, times, labels).float()
+        unconditional = torch.full_like(labels, self.num_classes)
+        conditional, free = self.net(torch.cat([x, x]), torch.cat([times, times]),
+                                     torch.cat([labels, unconditional])).float().chunk(2)
+        return free + self.guidance * (conditional - free)
 
 
 def build(recipe: DiffusionParams, num_classes: int, channels: int, seed: int) -> UNet:

@@ -1,10 +1,11 @@
 """Training the class-conditional diffusion model (generator.kind: diffusion) on the shared single-loss loop (fit.py).
 
 Each step noises a batch of train images (optionally shifted and mirrored, train_generator.diffusion.augment) at a
-random timestep each and teaches the U-Net to predict that noise (mean squared error). The run folder is the other
-kinds' (data/models/generator): checkpoints/, metrics.csv (loss), samples/step-NNNNNNN.png (a row of samples per
-class) and, once finished, generator.pt (the EMA U-Net and its schedule, read by generate as the others) and
-samples.png.
+random timestep each and teaches the U-Net to predict that noise (mean squared error); with label_dropout, a share
+of the batch is taught without its class, so that generate can guide the samples (classifier-free guidance). The
+run folder is the other kinds' (data/models/generator): checkpoints/, metrics.csv (loss), samples/step-NNNNNNN.png
+(a row of samples per class) and, once finished, generator.pt (the EMA U-Net and its schedule, read by generate as
+the others) and samples.png.
 """
 
 from pathlib import Path
@@ -39,6 +40,9 @@ def train_diffusion(images: np.ndarray, labels: np.ndarray, class_names: list[st
         t = ranks.my_slice(torch.randint(tp.timesteps, (tp.batch_size,), generator=rng, device=device))
         noise = ranks.my_slice(torch.randn(tp.batch_size, *x.shape[1:], generator=rng, device=device))
         x = shift_flip(x, tp.augment, rng, tp.batch_size)
+        if tp.label_dropout:  # a share of the batch learns the images without their class, for guidance
+            dropped = ranks.my_slice(torch.rand(tp.batch_size, generator=rng, device=device)) < tp.label_dropout
+            y = torch.where(dropped, len(class_names), y)
         return F.mse_loss(m(diffusion.noised(x, t, noise, abar), t, y).float(), noise)[None]
 
     def picture(m: diffusion.UNet, path: Path) -> None:

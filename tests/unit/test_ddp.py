@@ -49,8 +49,8 @@ try:
         if case == "cvae":
             train_cvae(images, labels, ["a", "b", "c"], arch, TrainGeneratorParams(cvae=loop, nproc=2), 0, cpu,
                        run_dir)
-        elif case == "diffusion":  # timesteps, noise and the shift-and-mirror drawn for the global batch
-            recipe = dict(loop, width=16, embedding=8, timesteps=50, sample_steps=3,
+        elif case == "diffusion":  # timesteps, noise, shift-and-mirror and dropped labels drawn for the global batch
+            recipe = dict(loop, width=16, embedding=8, timesteps=50, sample_steps=3, label_dropout=0.25,
                           augment={"shift": 1, "hflip": True})
             train_diffusion(images, labels, ["a", "b", "c"], arch, TrainGeneratorParams(diffusion=recipe, nproc=2), 0,
                             cpu, run_dir)

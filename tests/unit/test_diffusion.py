@@ -1,6 +1,6 @@
 """generator.kind diffusion: the U-Net learns the classes, its sampler is deterministic from the latent whatever the
-batch, a change of sample_steps never retrains, an interrupted run resumes to the same model, bad params are named,
-and the stages run it as they run the other kinds."""
+batch, a change of sample_steps or guidance never retrains, guided samples keep their class, an interrupted run
+resumes to the same model, bad params are named, and the stages run it as they run the other kinds."""
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,30 @@ def test_a_sample_is_the_same_in_any_shard_and_sample_steps_never_retrain(digits
     assert generate_class_range(fewer, 1, 0, 12, seed=4, batch_size=4).tobytes() != whole.tobytes()
 
 
+def test_guidance_draws_its_class_and_never_retrains(digits, tmp_path):
+    """With label_dropout the U-Net also learns a "no class" label: guided samples (guidance 3) are recognised as
+    their class, those of "no class" alone (guidance 0) are not; guidance, like sample_steps, changes the samples
+    and not the weights."""
+    images, labels = digits
+    train_diffusion(images, labels, NAMES, ARCH, recipe(label_dropout=0.2), 0, CPU, tmp_path)
+    plain, _ = generators.load(tmp_path / "generator.pt", CPU)
+    assert plain.net.label.num_embeddings == 4 and plain.num_classes == 3  # the three classes and "no class"
+    trained = (tmp_path / "metrics.csv").read_text()
+    train_diffusion(images, labels, NAMES, ARCH, recipe(label_dropout=0.2, guidance=3.0), 0, CPU, tmp_path)
+    assert (tmp_path / "metrics.csv").read_text() == trained  # resumed at its last step: nothing trained
+    guided, saved = generators.load(tmp_path / "generator.pt", CPU)
+    assert saved["recipe"]["guidance"] == 3.0 and guided.guidance == 3.0
+    assert all(torch.equal(a, b) for a, b in zip(guided.state_dict().values(), plain.state_dict().values()))
+    assert generate_class_range(guided, 1, 0, 4, seed=4).tobytes() != generate_class_range(plain, 1, 0, 4,
+                                                                                            seed=4).tobytes()
+    accuracy = recognised(guided, digits)
+    assert accuracy > 0.9, f"guided samples recognised as their class {accuracy:.0%} of the time (chance: 33%)"
+    # guidance 0 is the "no class" prediction alone: samples of any digit, whatever the label asked
+    train_diffusion(images, labels, NAMES, ARCH, recipe(label_dropout=0.2, guidance=0.0), 0, CPU, tmp_path)
+    unguided = recognised(generators.load(tmp_path / "generator.pt", CPU)[0], digits)
+    assert unguided < 0.5, f"samples without their class recognised as it {unguided:.0%} of the time"
+
+
 def test_interrupted_training_resumes_to_the_same_model(digits, tmp_path):
     images, labels = digits
     short = dict(batch_size=16, log_every=5, checkpoint_every=10, augment={"shift": 1, "hflip": True})  # any draws
@@ -99,6 +123,11 @@ def test_params_name_bad_diffusion_values():
     assert "train_generator.diffusion.width" in message and "train_generator.diffusion.timesteps" in message
     with pytest.raises(ParamsError, match=r"sample_steps \(30\) must be at most timesteps \(20\)"):
         validate({**raw, "train_generator": {"diffusion": {"timesteps": 20, "sample_steps": 30, **unflipped}}})
+    with pytest.raises(ParamsError, match=r"guidance 2.0 needs a model that also learnt the images without their "
+                                          r"class: set label_dropout above 0"):
+        validate({**raw, "train_generator": {"diffusion": {"guidance": 2, **unflipped}}})
+    with pytest.raises(ParamsError, match=r"train_generator.diffusion.label_dropout"):
+        validate({**raw, "train_generator": {"diffusion": {"label_dropout": 1, **unflipped}}})
     with pytest.raises(ParamsError, match=r"generator.size 14: .* a multiple of 4"):
         validate({**raw, "prepare": {**raw["prepare"], "size": 14}, "generator": {"kind": "diffusion", "size": 14},
                   "train_generator": {"diffusion": unflipped}})
