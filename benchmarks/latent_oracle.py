@@ -129,8 +129,7 @@ def nll(latents: torch.Tensor, centre: torch.Tensor, factor: torch.Tensor) -> fl
 def pooled_covariance(means: torch.Tensor, stds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The covariance class_gaussian fits, of every class's posteriors about their class's mean, pooled over the
     classes (weighted by their counts): one shape estimated from all the train images, not from 90."""
-    parts = [(labels == k).sum() * (torch.cov(means[labels == k].T, correction=0)
-                                    + torch.diag(stds[labels == k].pow(2).mean(0)))
+    parts = [(labels == k).sum() * cvae.mixture_covariance(means[labels == k], stds[labels == k])
              for k in labels.unique().tolist()]
     return sum(parts) / len(labels)
 

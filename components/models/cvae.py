@@ -171,9 +171,14 @@ def class_gaussian(means: torch.Tensor, stds: torch.Tensor, spread: float) -> tu
     """(centre, factor), float64: the mean of the mixture of the posteriors N(means[i], diag(stds[i]^2)) and
     `spread` times a Cholesky factor of its covariance (the means' covariance plus their mean variance, so
     positive definite as every std is above 0). A latent is centre + factor @ noise."""
+    return means.double().mean(0), spread * torch.linalg.cholesky(mixture_covariance(means, stds))
+
+
+def mixture_covariance(means: torch.Tensor, stds: torch.Tensor) -> torch.Tensor:
+    """float64: the covariance of the mixture of the posteriors N(means[i], diag(stds[i]^2)), the means' covariance
+    plus their mean variance."""
     m, var = means.double(), stds.double() ** 2
-    covariance = torch.cov(m.T, correction=0).reshape(m.shape[1], -1) + torch.diag(var.mean(0))
-    return m.mean(0), spread * torch.linalg.cholesky(covariance)
+    return torch.cov(m.T, correction=0).reshape(m.shape[1], -1) + torch.diag(var.mean(0))
 
 
 def export(model: CVAE, params: GeneratorParams, class_names: list[str], step: int,
