@@ -206,6 +206,29 @@ def imbalance_judge_table() -> str:
     return "\n".join(lines + plain + mixed)
 
 
+def imbalance_kind_table() -> str:
+    """The rare-class case with each generator, the plain judge and mixture weights: the cVAE's run in bf16 (the
+    table above) and generator.kind diffusion's in fp32; each lift against its own run's real_weighted_classic."""
+    runs = {"cVAE (bf16)": "imbalanced-100-seed0-bf16.json",
+            "diffusion (fp32)": "imbalanced-100-seed0-fp32-diffusion.json"}
+    rare = load(runs["diffusion (fp32)"])["budgets"][0]["rare_classes"]
+    lines = ["| generator | arm | balanced accuracy (test) | val | " + " | ".join(f"recall {c}" for c in rare)
+             + " | lift (test) | lift (val) | samples' recall | label check rejected |",
+             "|---|---|---:|---:|" + "---:|" * len(rare) + "---:|---:|---:|---:|"]
+    for generator, name in runs.items():
+        r = load(name)["budgets"][0]
+        base = r["arms"]["real_weighted_classic"]
+        for arm in sorted(r["arms"], key=ORDER.index):
+            entry, synthetic = r["arms"][arm], "synthetic" in arm
+            lift = (f"{entry['mean'] - base['mean']:+.4f} | {entry['val'] - base['val']:+.4f}" if synthetic
+                    else ("(baseline) | " if arm == "real_weighted_classic" else " | "))
+            samples = (f"{r['generative']['recall']:.3f} | {r['filter']['rejected']['label']} of "
+                       f"{r['filter']['candidates']}" if synthetic else " | ")
+            lines.append(f"| {generator} | `{arm}` | {mean_std(entry)} | {entry['val']:.4f} | "
+                         + "".join(f"{entry['recall'][c]:.3f} | " for c in rare) + f"{lift} | {samples} |")
+    return "\n".join(lines)
+
+
 # The learning curve at the current defaults in fp32 (the Zen 3 kind), pipeline seed 0, evaluate's seeds 0/1/2, the
 # arms that decide the gate; 100 labels per class is pipeline seed 0's run of the main fp32 table. (The curve of an
 # older code, one evaluate seed a budget, is learning_curve-cpu-2core.json.)
@@ -468,6 +491,26 @@ def diffusion_table() -> str:
     return "\n".join(lines)
 
 
+# generator.kind diffusion trained with label_dropout 0.1 (classifier-free guidance), pipeline seed 0 in fp32, generate
+# at each guidance from the same weights (learning_curve.py; the first the pipeline's run, the others --from generate)
+GUIDANCE = [f"protocol-100-seed0-fp32-diffusion-dropout0.1-guidance{w}.json" for w in ("1", "1.5", "2", "3")]
+
+
+def guidance_table() -> str:
+    """Per guidance: the arms that decide the gate on test and val, and the kept samples' measures (test images)."""
+    lines = ["| guidance | `real_classic` test | `real_synthetic_classic` test | lift (test) | lift (val) | "
+             "precision | recall | CAS | filter kept | generate s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in measured(GUIDANCE):
+        data = load(name)
+        r, guidance = data["budgets"][0], data["overrides"].get("train_generator.diffusion.guidance", 1.0)
+        real, synthetic = gate_arms(r)
+        lines.append(f"| {guidance:g} | {mean_std(real)} | {mean_std(synthetic)} | "
+                     f"{synthetic['mean'] - real['mean']:+.4f} | {synthetic['val'] - real['val']:+.4f} | "
+                     f"{r['generative']['precision']:.3f} | {sample_cells(r)} {r['seconds']['generate']:.0f} |")
+    return "\n".join(lines)
+
+
 def write_curve_csv() -> None:
     """benchmarks/results/learning_curve.csv, dvc.yaml's learning-curve plot, from the same rows."""
     (RESULTS / "learning_curve.csv").write_text("per_class,best_non_synthetic,best_synthetic,lift\n" + "".join(
@@ -480,6 +523,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "main_fp32_now": lambda: main_table("fp32_now"), "generative_fp32_now": lambda: generative_table("fp32_now"),
           "options": options_table, "denoiser": denoiser_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "imbalance_judge": imbalance_judge_table,
+          "imbalance_kind": imbalance_kind_table,
           "curve": curve_table, "curve_10": lambda: curve_seeds_table(10), "curve_50": lambda: curve_seeds_table(50),
           "curve_500": lambda: curve_seeds_table(500), "oracle": lambda: variants_table("real_oracle-100-fp32.json"),
           "label_mix": lambda: variants_table("label_mix-100-fp32.json"),
@@ -493,6 +537,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "latent_placement_16": lambda: latent_placement_table(LATENT_ORACLE_16),
           "latent_oracle_16": lambda: variants_table(LATENT_ORACLE_16),
           "diffusion": diffusion_table, "diffusion_arms": lambda: variants_table(*measured(DIFFUSION)),
+          "guidance": guidance_table,
           "cvae_augment": cvae_augment_table, "prior_spread": prior_spread_table,
           "parallel": parallel_table, "parallel_zen3": lambda: parallel_table("parallel_flow-cpu-2core-zen3.json"),
           "parallel_zen4_guard": lambda: parallel_table("parallel_flow-cpu-2core-zen4-bf16-guard.json"),
