@@ -492,8 +492,9 @@ def diffusion_table() -> str:
 
 
 # generator.kind diffusion trained with label_dropout 0.1 (classifier-free guidance), pipeline seed 0 in fp32, generate
-# at each guidance from the same weights (learning_curve.py; the first the pipeline's run, the others --from generate)
-GUIDANCE = [f"protocol-100-seed0-fp32-diffusion-dropout0.1-guidance{w}.json" for w in ("1", "1.5", "2", "3")]
+# at each guidance from the same weights (learning_curve.py; the first the pipeline's run, the other --from
+# train_generator, which resumes at the last step and writes generator.pt with the new guidance)
+GUIDANCE = [f"protocol-100-seed0-fp32-diffusion-dropout0.1-guidance{w}.json" for w in ("1", "2")]
 
 
 def guidance_table() -> str:
