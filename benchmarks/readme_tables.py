@@ -158,8 +158,21 @@ def imbalance_table() -> str:
         lift = f"{entry['mean'] - plain[best]['mean']:+.4f}" if "synthetic" in arm else \
             ("(baseline)" if arm == best else "")
         lines.append(f"| `{arm}` | {labels} | {entry['mean']:.4f} ± {entry['std']:.4f} | {entry['val']:.4f} | "
-                     + "".join(f"{entry['recall'][c]:.3f} | " for c in rare) + f"{lift} |")
+                     + rare_cells(entry, rare) + f"{lift} |")
     return "\n".join(lines)
+
+
+def rare_cells(entry: dict, rare: list[str]) -> str:
+    """An arm's test recall of each rare class, as table cells."""
+    return "".join(f"{entry['recall'][c]:.3f} | " for c in rare)
+
+
+def lift_cells(arm: str, entry: dict, base: dict) -> str:
+    """The test and val lift cells of a rare-class row against real_weighted_classic (base): empty for the other
+    arms without synthetic images."""
+    if "synthetic" in arm:
+        return f"{entry['mean'] - base['mean']:+.4f} | {entry['val'] - base['val']:+.4f}"
+    return "(baseline) | " if arm == "real_weighted_classic" else " | "
 
 
 def weighting_rows() -> list[tuple[str, str, dict]]:
@@ -198,11 +211,9 @@ def imbalance_judge_table() -> str:
                 if not synthetic and judge != "none":
                     continue
                 how = weighting if "weighted" in arm and synthetic else ("classes" if "weighted" in arm else "")
-                lift = (f"{entry['mean'] - base['mean']:+.4f} | {entry['val'] - base['val']:+.4f}" if synthetic
-                        else ("(baseline) | " if arm == "real_weighted_classic" else " | "))
                 (mixed if synthetic else plain).append(
                     f"| {judge if synthetic else ''} | `{arm}` | {how} | {entry['mean']:.4f} ± {entry['std']:.4f}"
-                    f" | {entry['val']:.4f} | " + "".join(f"{entry['recall'][c]:.3f} | " for c in rare) + f"{lift} |")
+                    f" | {entry['val']:.4f} | " + rare_cells(entry, rare) + f"{lift_cells(arm, entry, base)} |")
     return "\n".join(lines + plain + mixed)
 
 
@@ -219,13 +230,11 @@ def imbalance_kind_table() -> str:
         r = load(name)["budgets"][0]
         base = r["arms"]["real_weighted_classic"]
         for arm in sorted(r["arms"], key=ORDER.index):
-            entry, synthetic = r["arms"][arm], "synthetic" in arm
-            lift = (f"{entry['mean'] - base['mean']:+.4f} | {entry['val'] - base['val']:+.4f}" if synthetic
-                    else ("(baseline) | " if arm == "real_weighted_classic" else " | "))
+            entry = r["arms"][arm]
             samples = (f"{r['generative']['recall']:.3f} | {r['filter']['rejected']['label']} of "
-                       f"{r['filter']['candidates']}" if synthetic else " | ")
+                       f"{r['filter']['candidates']}" if "synthetic" in arm else " | ")
             lines.append(f"| {generator} | `{arm}` | {mean_std(entry)} | {entry['val']:.4f} | "
-                         + "".join(f"{entry['recall'][c]:.3f} | " for c in rare) + f"{lift} | {samples} |")
+                         + rare_cells(entry, rare) + f"{lift_cells(arm, entry, base)} | {samples} |")
     return "\n".join(lines)
 
 
