@@ -218,23 +218,59 @@ def imbalance_judge_table() -> str:
 
 
 def imbalance_kind_table() -> str:
-    """The rare-class case with each generator, the plain judge and mixture weights: the cVAE's run in bf16 (the
-    table above) and generator.kind diffusion's in fp32; each lift against its own run's real_weighted_classic."""
-    runs = {"cVAE (bf16)": "imbalanced-100-seed0-bf16.json",
-            "diffusion (fp32)": "imbalanced-100-seed0-fp32-diffusion.json"}
-    rare = load(runs["diffusion (fp32)"])["budgets"][0]["rare_classes"]
-    lines = ["| generator | arm | balanced accuracy (test) | val | " + " | ".join(f"recall {c}" for c in rare)
+    """The rare-class case with each generator: the cVAE's run in bf16 with the plain judge (the table above),
+    generator.kind diffusion's in fp32 with the plain judge and in bf16 (the Intel AMX kind) with the class-weighted
+    one, that run's real-part weighting beside it; each lift against its own run's real_weighted_classic."""
+    runs = [("cVAE (bf16)", "none", "imbalanced-100-seed0-bf16"),
+            ("diffusion (fp32)", "none", "imbalanced-100-seed0-fp32-diffusion"),
+            ("diffusion (bf16)", "weighted", "imbalanced-100-seed0-bf16-diffusion-judge-weighted")]
+    rare = load(f"{runs[1][2]}.json")["budgets"][0]["rare_classes"]
+    lines = ["| generator | judge | arm | class weights | balanced accuracy (test) | val | "
+             + " | ".join(f"recall {c}" for c in rare)
              + " | lift (test) | lift (val) | samples' recall | label check rejected |",
-             "|---|---|---:|---:|" + "---:|" * len(rare) + "---:|---:|---:|---:|"]
-    for generator, name in runs.items():
-        r = load(name)["budgets"][0]
+             "|---|---|---|---|---:|---:|" + "---:|" * len(rare) + "---:|---:|---:|---:|"]
+    for generator, judge, stem in runs:
+        r = load(f"{stem}.json")["budgets"][0]
         base = r["arms"]["real_weighted_classic"]
-        for arm in sorted(r["arms"], key=ORDER.index):
-            entry = r["arms"][arm]
+        rows = [(arm, r["arms"][arm], "mixture") for arm in sorted(r["arms"], key=ORDER.index)]
+        if (RESULTS / f"{stem}-real-part.json").exists():
+            arm = "real_weighted_synthetic_classic"
+            rows.append((arm, load(f"{stem}-real-part.json")["budgets"][0]["arms"][arm], "real part"))
+        for arm, entry, weighting in rows:
+            synthetic = "synthetic" in arm
+            how = weighting if "weighted" in arm and synthetic else ("classes" if "weighted" in arm else "")
             samples = (f"{r['generative']['recall']:.3f} | {r['filter']['rejected']['label']} of "
-                       f"{r['filter']['candidates']}" if "synthetic" in arm else " | ")
-            lines.append(f"| {generator} | `{arm}` | {mean_std(entry)} | {entry['val']:.4f} | "
+                       f"{r['filter']['candidates']}" if synthetic else " | ")
+            lines.append(f"| {generator} | {judge} | `{arm}` | {how} | {mean_std(entry)} | {entry['val']:.4f} | "
                          + rare_cells(entry, rare) + f"{lift_cells(arm, entry, base)} | {samples} |")
+    return "\n".join(lines)
+
+
+# The diffusion kind with the class-weighted judge and the real part weighted on the rare-class case, pipeline seeds
+# 0, 1, 2 (seed 0's is the run of imbalance_kind_table; seeds 1 and 2 ran only these two arms).
+RARE_SEEDS = [f"imbalanced-100-seed{s}-bf16-diffusion-judge-weighted-real-part.json" for s in (0, 1, 2)]
+
+
+def imbalance_seeds_table() -> str:
+    """Per pipeline seed: real_weighted_classic and the weighted synthetic arm (real part) on test and val, the
+    rare classes' recall and the lifts; then the means over the seeds."""
+    names = measured(RARE_SEEDS)
+    rare = load(names[0])["budgets"][0]["rare_classes"]
+    lines = ["| pipeline seed | arm | balanced accuracy (test) | val | " + " | ".join(f"recall {c}" for c in rare)
+             + " | lift (test) | lift (val) |", "|---:|---|---:|---:|" + "---:|" * len(rare) + "---:|---:|"]
+    lifts = []
+    for name in names:
+        data = load(name)
+        r, seed = data["budgets"][0], data["overrides"].get("seed", 0)
+        base = r["arms"]["real_weighted_classic"]
+        for arm in ("real_weighted_classic", "real_weighted_synthetic_classic"):
+            entry = r["arms"][arm]
+            lines.append(f"| {seed} | `{arm}` | {mean_std(entry)} | {entry['val']:.4f} | " + rare_cells(entry, rare)
+                         + f"{lift_cells(arm, entry, base)} |")
+        synthetic = r["arms"]["real_weighted_synthetic_classic"]
+        lifts.append((synthetic["mean"] - base["mean"], synthetic["val"] - base["val"]))
+    test, val = (sum(lift[i] for lift in lifts) / len(lifts) for i in (0, 1))
+    lines.append(f"| mean | | | | {' | ' * len(rare)}{test:+.4f} | {val:+.4f} |")
     return "\n".join(lines)
 
 
@@ -533,7 +569,7 @@ TABLES = {"main": lambda: main_table("bf16"), "generative": lambda: generative_t
           "main_fp32_now": lambda: main_table("fp32_now"), "generative_fp32_now": lambda: generative_table("fp32_now"),
           "options": options_table, "denoiser": denoiser_table,
           "coverage": coverage_table, "imbalance": imbalance_table, "imbalance_judge": imbalance_judge_table,
-          "imbalance_kind": imbalance_kind_table,
+          "imbalance_kind": imbalance_kind_table, "imbalance_seeds": imbalance_seeds_table,
           "curve": curve_table, "curve_10": lambda: curve_seeds_table(10), "curve_50": lambda: curve_seeds_table(50),
           "curve_500": lambda: curve_seeds_table(500), "oracle": lambda: variants_table("real_oracle-100-fp32.json"),
           "label_mix": lambda: variants_table("label_mix-100-fp32.json"),
