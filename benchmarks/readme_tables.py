@@ -167,6 +167,21 @@ def rare_cells(entry: dict, rare: list[str]) -> str:
     return "".join(f"{entry['recall'][c]:.3f} | " for c in rare)
 
 
+def rare_rows(stem: str) -> list[tuple[str, dict, str]]:
+    """(arm, entry, class weights) of a rare-class run, stem.json, in its file's order (mixture weights for the
+    weighted synthetic arm), then that arm from stem-real-part.json (the real part weighted) where it was measured."""
+    def weights(arm: str) -> str:
+        if "weighted" not in arm:
+            return ""
+        return "mixture" if "synthetic" in arm else "classes"
+
+    rows = [(arm, entry, weights(arm)) for arm, entry in load(f"{stem}.json")["budgets"][0]["arms"].items()]
+    if (RESULTS / f"{stem}-real-part.json").exists():
+        arm = "real_weighted_synthetic_classic"
+        rows.append((arm, load(f"{stem}-real-part.json")["budgets"][0]["arms"][arm], "real part"))
+    return rows
+
+
 def lift_cells(arm: str, entry: dict, base: dict) -> str:
     """The test and val lift cells of a rare-class row against real_weighted_classic (base): empty for the other
     arms without synthetic images."""
@@ -203,17 +218,13 @@ def imbalance_judge_table() -> str:
     base = load(f"{judges['none']}.json")["budgets"][0]["arms"]["real_weighted_classic"]
     plain, mixed = [], []
     for judge, stem in judges.items():
-        for name, weighting in ((f"{stem}.json", "mixture"), (f"{stem}-real-part.json", "real part")):
-            for arm, entry in load(name)["budgets"][0]["arms"].items():
-                synthetic = "synthetic" in arm
-                if weighting == "real part" and arm != "real_weighted_synthetic_classic":
-                    continue
-                if not synthetic and judge != "none":
-                    continue
-                how = weighting if "weighted" in arm and synthetic else ("classes" if "weighted" in arm else "")
-                (mixed if synthetic else plain).append(
-                    f"| {judge if synthetic else ''} | `{arm}` | {how} | {entry['mean']:.4f} ± {entry['std']:.4f}"
-                    f" | {entry['val']:.4f} | " + rare_cells(entry, rare) + f"{lift_cells(arm, entry, base)} |")
+        for arm, entry, weights in rare_rows(stem):
+            synthetic = "synthetic" in arm
+            if not synthetic and judge != "none":
+                continue
+            (mixed if synthetic else plain).append(
+                f"| {judge if synthetic else ''} | `{arm}` | {weights} | {entry['mean']:.4f} ± {entry['std']:.4f}"
+                f" | {entry['val']:.4f} | " + rare_cells(entry, rare) + f"{lift_cells(arm, entry, base)} |")
     return "\n".join(lines + plain + mixed)
 
 
@@ -232,16 +243,10 @@ def imbalance_kind_table() -> str:
     for generator, judge, stem in runs:
         r = load(f"{stem}.json")["budgets"][0]
         base = r["arms"]["real_weighted_classic"]
-        rows = [(arm, r["arms"][arm], "mixture") for arm in sorted(r["arms"], key=ORDER.index)]
-        if (RESULTS / f"{stem}-real-part.json").exists():
-            arm = "real_weighted_synthetic_classic"
-            rows.append((arm, load(f"{stem}-real-part.json")["budgets"][0]["arms"][arm], "real part"))
-        for arm, entry, weighting in rows:
-            synthetic = "synthetic" in arm
-            how = weighting if "weighted" in arm and synthetic else ("classes" if "weighted" in arm else "")
+        for arm, entry, weights in sorted(rare_rows(stem), key=lambda row: ORDER.index(row[0])):
             samples = (f"{r['generative']['recall']:.3f} | {r['filter']['rejected']['label']} of "
-                       f"{r['filter']['candidates']}" if synthetic else " | ")
-            lines.append(f"| {generator} | {judge} | `{arm}` | {how} | {mean_std(entry)} | {entry['val']:.4f} | "
+                       f"{r['filter']['candidates']}" if "synthetic" in arm else " | ")
+            lines.append(f"| {generator} | {judge} | `{arm}` | {weights} | {mean_std(entry)} | {entry['val']:.4f} | "
                          + rare_cells(entry, rare) + f"{lift_cells(arm, entry, base)} | {samples} |")
     return "\n".join(lines)
 
